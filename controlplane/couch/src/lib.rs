@@ -1,1 +1,20 @@
-//! Placeholder: filled in by the issue that owns this crate.
+//! CouchDB client for the CCNQ5 control plane.
+//!
+//! The daemon follows its host document through the local CouchDB's `_changes` feed,
+//! checkpoints what it applied, keeps a `_replicator` document that brings the host's
+//! documents from the central database, and writes its `status:` document back. Each of
+//! those is one module here; the behaviours they follow are in spec/couchdb.md.
+
+pub mod changes;
+pub mod checkpoint;
+pub mod client;
+pub mod coalesce;
+pub mod error;
+pub mod follower;
+pub mod replication;
+pub mod status;
+
+pub use changes::{Change, FeedLine};
+pub use checkpoint::Checkpoint;
+pub use client::{Auth, BulkResult, Client, ClientConfig, Db};
+pub use error::{CouchError, ErrorBody};
