@@ -1,0 +1,489 @@
+//! The local API: the route table, who may call what, and the handlers.
+//!
+//! One table ([`ROUTES`]) says, for every endpoint, its method, its path and the role
+//! it needs. The dispatcher reads it, the OpenAPI description is checked against it,
+//! and nothing else decides access. Handlers only compute answers.
+//!
+//! Every error is an RFC 9457 problem document (`application/problem+json`).
+
+mod openapi;
+
+use crate::audit::AuditLog;
+use crate::auth::{self, Caller, TokenError};
+use crate::config::Config;
+use bytes::Bytes;
+use ccnq_api::{ConfigState, Health, LogLevel, Problem, Role, Status, Volume, PROBLEM_JSON};
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use openapi::openapi_json;
+
+/// What every request handler can see: configuration and the daemon's live state.
+pub struct Daemon {
+    pub config: Config,
+    pub started: Instant,
+    pub audit: AuditLog,
+    pub stopping: AtomicBool,
+    next_request: AtomicU64,
+}
+
+impl Daemon {
+    pub fn new(config: Config, audit: AuditLog) -> Daemon {
+        Daemon {
+            config,
+            started: Instant::now(),
+            audit,
+            stopping: AtomicBool::new(false),
+            next_request: AtomicU64::new(1),
+        }
+    }
+}
+
+/// What the TLS layer learned about a connection, shared by its requests.
+pub struct Connection {
+    pub peer: std::net::SocketAddr,
+    /// The caller named by a verified client certificate, if one was presented.
+    pub certificate: Option<Caller>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Health,
+    Version,
+    Status,
+    OpenApi,
+    GetLogLevel,
+    SetLogLevel,
+}
+
+/// One row of the route table.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    /// `None`: anyone may call it, without authenticating.
+    pub role: Option<Role>,
+    pub endpoint: Endpoint,
+}
+
+impl Route {
+    /// Requests that change something are audited.
+    pub fn mutating(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD)
+    }
+}
+
+/// Every endpoint the daemon serves. Keep in step with `openapi::ApiDoc` (a test checks).
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: Method::GET,
+        path: "/v1/health",
+        role: None,
+        endpoint: Endpoint::Health,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/version",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::Version,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/status",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::Status,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/openapi.json",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::OpenApi,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/log/level",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::GetLogLevel,
+    },
+    Route {
+        method: Method::PUT,
+        path: "/v1/log/level",
+        role: Some(Role::Operator),
+        endpoint: Endpoint::SetLogLevel,
+    },
+];
+
+/// Largest request body accepted: the API takes small JSON documents only.
+const MAX_BODY: usize = 64 * 1024;
+
+pub type Body = Full<Bytes>;
+
+/// Serves one request. Never fails: every error becomes a problem document.
+pub async fn handle(
+    daemon: Arc<Daemon>,
+    conn: Arc<Connection>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let request_id = format!("{:x}", daemon.next_request.fetch_add(1, Ordering::Relaxed));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut response = dispatch(&daemon, &conn, req, &request_id).await;
+    if let Ok(v) = header::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    log::debug!(
+        request = request_id.as_str(), peer = conn.peer.to_string().as_str(),
+        status = response.status().as_u16();
+        "{method} {path}"
+    );
+    Ok(response)
+}
+
+async fn dispatch(
+    daemon: &Daemon,
+    conn: &Connection,
+    req: Request<Incoming>,
+    request_id: &str,
+) -> Response<Body> {
+    let path = req.uri().path();
+    let candidates: Vec<&Route> = ROUTES.iter().filter(|r| r.path == path).collect();
+    if candidates.is_empty() {
+        return problem(StatusCode::NOT_FOUND, format!("no endpoint at {path}"));
+    }
+    let Some(route) = candidates.iter().find(|r| r.method == req.method()) else {
+        let allow: Vec<&str> = candidates.iter().map(|r| r.method.as_str()).collect();
+        let mut resp = problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not allowed on {path}", req.method()),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&allow.join(", ")) {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        return resp;
+    };
+
+    let Some(needed) = route.role else {
+        return serve(daemon, route.endpoint, req).await;
+    };
+    let caller = match identify(daemon, conn, &req) {
+        Ok(caller) => caller,
+        Err(detail) => {
+            log::warn!(request = request_id, peer = conn.peer.to_string().as_str(); "unauthenticated {} {}: {detail}", route.method, route.path);
+            let mut resp = problem(StatusCode::UNAUTHORIZED, detail);
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"ccnqd\""),
+            );
+            return resp;
+        }
+    };
+    let response = if caller.may(needed) {
+        serve(daemon, route.endpoint, req).await
+    } else {
+        let has = caller
+            .role
+            .map_or("no role".to_string(), |r| format!("role {r}"));
+        problem(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} needs role {needed}; {} has {has}",
+                route.path, caller.who
+            ),
+        )
+    };
+    if route.mutating() {
+        let result = outcome(&response);
+        daemon.audit.record(
+            &caller,
+            route.method.as_str(),
+            route.path,
+            request_id,
+            response.status().as_u16(),
+            &result,
+        );
+    }
+    response
+}
+
+/// The caller of a request: the verified certificate if there is one, else a bearer token.
+fn identify<B>(daemon: &Daemon, conn: &Connection, req: &Request<B>) -> Result<Caller, String> {
+    if let Some(caller) = &conn.certificate {
+        return Ok(caller.clone());
+    }
+    let Some(header) = req.headers().get(header::AUTHORIZATION) else {
+        return Err("present a client certificate or a bearer token".into());
+    };
+    let header = header
+        .to_str()
+        .map_err(|_| "the Authorization header is not text".to_string())?;
+    auth::from_bearer(header, &daemon.config.api.tokens).map_err(|e| match e {
+        TokenError::Malformed => "the Authorization header must be `Bearer <token>`".into(),
+        TokenError::Unknown => "unknown bearer token".into(),
+    })
+}
+
+/// A one-line summary of a response for the audit log.
+fn outcome(response: &Response<Body>) -> String {
+    let status = response.status();
+    if status.is_success() {
+        "ok".into()
+    } else {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    }
+}
+
+async fn serve(daemon: &Daemon, endpoint: Endpoint, req: Request<Incoming>) -> Response<Body> {
+    match endpoint {
+        Endpoint::Health => health(daemon),
+        Endpoint::Version => version(daemon),
+        Endpoint::Status => status(daemon),
+        Endpoint::OpenApi => openapi(),
+        Endpoint::GetLogLevel => get_log_level(),
+        Endpoint::SetLogLevel => match read_json::<LogLevel>(req).await {
+            Ok(body) => set_log_level(body),
+            Err(resp) => resp,
+        },
+    }
+}
+
+/// Liveness and readiness, without details: anyone may ask.
+#[utoipa::path(get, path = "/v1/health", tag = "daemon",
+    responses((status = 200, description = "The daemon serves", body = Health)))]
+fn health(daemon: &Daemon) -> Response<Body> {
+    let status = if daemon.stopping.load(Ordering::Relaxed) {
+        "stopping"
+    } else {
+        "ok"
+    };
+    json(
+        StatusCode::OK,
+        &Health {
+            status: status.into(),
+        },
+    )
+}
+
+/// The daemon's version, and the image version and slot the host booted.
+#[utoipa::path(get, path = "/v1/version", tag = "daemon",
+    description = "Role: reader.",
+    security(("bearer" = []), ("mutualTLS" = [])),
+    responses((status = 200, description = "Versions", body = ccnq_api::Version),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Role too weak", body = Problem)))]
+fn version(daemon: &Daemon) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &crate::system::version(&daemon.config.os_release, &daemon.config.kernel_cmdline),
+    )
+}
+
+/// Uptime, configuration state and the data volume.
+#[utoipa::path(get, path = "/v1/status", tag = "daemon",
+    description = "Role: reader.",
+    security(("bearer" = []), ("mutualTLS" = [])),
+    responses((status = 200, description = "Status", body = Status),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Role too weak", body = Problem),
+        (status = 500, description = "The data volume cannot be inspected", body = Problem)))]
+fn status(daemon: &Daemon) -> Response<Body> {
+    let dir = &daemon.config.data_dir;
+    let usage = match crate::volume::usage(dir) {
+        Ok(u) => u,
+        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    json(
+        StatusCode::OK,
+        &Status {
+            host: daemon.config.host.clone(),
+            uptime_seconds: daemon.started.elapsed().as_secs(),
+            config: ConfigState {
+                state: "not-following".into(),
+                applied_rev: None,
+            },
+            data_volume: Volume {
+                path: dir.display().to_string(),
+                total_bytes: usage.total_bytes,
+                free_bytes: usage.free_bytes,
+                read_only: usage.read_only,
+            },
+        },
+    )
+}
+
+/// This description.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "daemon",
+    description = "Role: reader.",
+    security(("bearer" = []), ("mutualTLS" = [])),
+    responses((status = 200, description = "The OpenAPI 3.1 description of this API", content_type = "application/json"),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Role too weak", body = Problem)))]
+fn openapi() -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(openapi_json())));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The daemon's current log level.
+#[utoipa::path(get, path = "/v1/log/level", tag = "daemon",
+    description = "Role: reader.",
+    security(("bearer" = []), ("mutualTLS" = [])),
+    responses((status = 200, description = "The log level", body = LogLevel),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Role too weak", body = Problem)))]
+fn get_log_level() -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &LogLevel {
+            level: log::max_level().to_string().to_lowercase(),
+        },
+    )
+}
+
+/// Changes the daemon's log level until it restarts (the configuration file sets it at start).
+#[utoipa::path(put, path = "/v1/log/level", tag = "daemon",
+    description = "Role: operator. Audited.",
+    security(("bearer" = []), ("mutualTLS" = [])),
+    request_body = LogLevel,
+    responses((status = 200, description = "The new log level", body = LogLevel),
+        (status = 400, description = "Not a log level", body = Problem),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Role too weak", body = Problem),
+        (status = 413, description = "Body too large", body = Problem),
+        (status = 415, description = "Body is not JSON", body = Problem)))]
+fn set_log_level(body: LogLevel) -> Response<Body> {
+    match body.level.parse::<log::LevelFilter>() {
+        Ok(level) if level != log::LevelFilter::Off => {
+            log::set_max_level(level);
+            log::info!("log level set to {level}");
+            json(
+                StatusCode::OK,
+                &LogLevel {
+                    level: level.to_string().to_lowercase(),
+                },
+            )
+        }
+        _ => problem(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "level: {:?} is not one of error, warn, info, debug, trace",
+                body.level
+            ),
+        ),
+    }
+}
+
+/// Reads a small JSON body, or says precisely why not.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !is_json {
+        return Err(problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send Content-Type: application/json".into(),
+        ));
+    }
+    let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {MAX_BODY} bytes"),
+            ))
+        }
+        Err(e) => {
+            return Err(problem(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            ))
+        }
+    };
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        problem(StatusCode::BAD_REQUEST, format!("{path}: {}", e.inner()))
+    })
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub fn problem(status: StatusCode, detail: String) -> Response<Body> {
+    let body = Problem {
+        kind: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").into(),
+        status: status.as_u16(),
+        detail: Some(detail),
+    };
+    let mut resp = json(status, &body);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(PROBLEM_JSON),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_and_method_appears_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in ROUTES {
+            assert!(
+                seen.insert((r.path, r.method.as_str())),
+                "{} {} twice",
+                r.method,
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn only_health_is_public() {
+        let public: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.role.is_none())
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(public, vec!["/v1/health"]);
+    }
+
+    #[test]
+    fn mutating_routes_need_at_least_operator() {
+        for r in ROUTES.iter().filter(|r| r.mutating()) {
+            assert!(r.role >= Some(Role::Operator), "{} {}", r.method, r.path);
+        }
+    }
+
+    #[test]
+    fn problems_are_problem_json() {
+        let resp = problem(StatusCode::FORBIDDEN, "no".into());
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(resp.status(), 403);
+    }
+}

@@ -1,0 +1,448 @@
+//! The daemon's own configuration: `/etc/ccnq/ccnqd.toml`.
+//!
+//! This is configuration *of the control plane* (where to listen, whom to trust, where
+//! its state lives), shipped in the image or laid down at provisioning. What the *host*
+//! must be lives in CouchDB, never here. A mistake here must stop the daemon at start
+//! with a message that names the key, so every field is checked before anything runs.
+
+use ccnq_api::Role;
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_PATH: &str = "/etc/ccnq/ccnqd.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {key}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+}
+
+/// The file as written, before defaults that depend on other keys are resolved.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    host: Option<String>,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    api: ApiFile,
+    #[serde(default)]
+    log: LogFile,
+    #[serde(default)]
+    system: SystemFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiFile {
+    #[serde(default = "default_listen")]
+    listen: Vec<String>,
+    admin_ca: PathBuf,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    #[serde(default)]
+    names: Vec<String>,
+    #[serde(default = "default_handshake_timeout")]
+    handshake_timeout_secs: f64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+    #[serde(default = "default_shutdown_grace")]
+    shutdown_grace_secs: f64,
+    #[serde(default)]
+    tokens: Vec<TokenFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFile {
+    name: String,
+    role: Role,
+    sha256: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogFile {
+    #[serde(default = "default_level")]
+    level: String,
+}
+
+impl Default for LogFile {
+    fn default() -> Self {
+        LogFile {
+            level: default_level(),
+        }
+    }
+}
+
+/// Where facts about the running system are read from; tests point these elsewhere.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SystemFile {
+    #[serde(default = "default_os_release")]
+    os_release: Vec<PathBuf>,
+    #[serde(default = "default_cmdline")]
+    kernel_cmdline: PathBuf,
+}
+
+impl Default for SystemFile {
+    fn default() -> Self {
+        SystemFile {
+            os_release: default_os_release(),
+            kernel_cmdline: default_cmdline(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/lib/ccnq")
+}
+fn default_listen() -> Vec<String> {
+    vec!["[::]:8443".into()]
+}
+fn default_handshake_timeout() -> f64 {
+    5.0
+}
+fn default_max_connections() -> usize {
+    256
+}
+fn default_shutdown_grace() -> f64 {
+    10.0
+}
+fn default_level() -> String {
+    "info".into()
+}
+fn default_os_release() -> Vec<PathBuf> {
+    vec!["/etc/os-release".into(), "/usr/lib/os-release".into()]
+}
+fn default_cmdline() -> PathBuf {
+    "/proc/cmdline".into()
+}
+
+/// The validated configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The name this host knows itself by; its document is `host:<host>`.
+    pub host: String,
+    pub data_dir: PathBuf,
+    pub api: ApiConfig,
+    pub log_level: log::LevelFilter,
+    pub os_release: Vec<PathBuf>,
+    pub kernel_cmdline: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: Vec<SocketAddr>,
+    pub admin_ca: PathBuf,
+    /// Both set, or both unset: then the daemon uses (and on first start makes) a
+    /// self-signed certificate under `<data_dir>/tls/`.
+    pub cert_and_key: Option<(PathBuf, PathBuf)>,
+    /// Extra names for a generated certificate, beyond the host name and loopback.
+    pub names: Vec<String>,
+    pub handshake_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+    pub tokens: Vec<Token>,
+}
+
+/// A bearer token: its name (for the audit log), its role, and the SHA-256 of its secret.
+/// Only the hash is stored: tokens are random 256-bit secrets, so a plain hash cannot be
+/// reversed, and a leaked configuration file grants nothing.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub name: String,
+    pub role: Role,
+    pub sha256: [u8; 32],
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks `text`; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: key.to_string(),
+            reason,
+        };
+        let deserializer = toml::Deserializer::new(text);
+        let file: File = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." {
+                "(top level)".into()
+            } else {
+                key
+            };
+            // toml's message carries the line and column; keep its first line only.
+            let reason = e.inner().message().lines().next().unwrap_or("").to_string();
+            invalid(&key, reason)
+        })?;
+
+        let host = match file.host {
+            Some(h) => h,
+            None => nix::unistd::gethostname()
+                .map_err(|e| invalid("host", format!("not set, and gethostname failed: {e}")))?
+                .to_string_lossy()
+                .into_owned(),
+        };
+        if !is_hostname(&host) {
+            return Err(invalid(
+                "host",
+                format!("{host:?} is not a valid host name"),
+            ));
+        }
+        if !file.data_dir.is_absolute() {
+            return Err(invalid("data_dir", "must be an absolute path".into()));
+        }
+
+        let api = file.api;
+        if api.listen.is_empty() {
+            return Err(invalid("api.listen", "needs at least one address".into()));
+        }
+        let mut listen = Vec::new();
+        for (i, text) in api.listen.iter().enumerate() {
+            let addr = text.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    &format!("api.listen[{i}]"),
+                    format!("{text:?} is not an address:port (e.g. \"[::]:8443\")"),
+                )
+            })?;
+            listen.push(addr);
+        }
+        let cert_and_key = match (api.cert, api.key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "api.key",
+                    "api.cert is set, so api.key must be too".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "api.cert",
+                    "api.key is set, so api.cert must be too".into(),
+                ))
+            }
+        };
+        for (i, name) in api.names.iter().enumerate() {
+            if !is_hostname(name) && name.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(
+                    &format!("api.names[{i}]"),
+                    format!("{name:?} is neither a host name nor an IP address"),
+                ));
+            }
+        }
+        let handshake_timeout = seconds(api.handshake_timeout_secs, 0.1, 60.0)
+            .map_err(|r| invalid("api.handshake_timeout_secs", r))?;
+        let shutdown_grace = seconds(api.shutdown_grace_secs, 0.0, 300.0)
+            .map_err(|r| invalid("api.shutdown_grace_secs", r))?;
+        if api.max_connections == 0 {
+            return Err(invalid("api.max_connections", "must be at least 1".into()));
+        }
+
+        let mut tokens = Vec::new();
+        let mut names = BTreeSet::new();
+        for (i, t) in api.tokens.into_iter().enumerate() {
+            let key = |field: &str| format!("api.tokens[{i}].{field}");
+            if t.name.trim().is_empty() {
+                return Err(invalid(&key("name"), "must not be empty".into()));
+            }
+            if !names.insert(t.name.clone()) {
+                return Err(invalid(&key("name"), format!("{:?} is used twice", t.name)));
+            }
+            let mut sha256 = [0u8; 32];
+            hex::decode_to_slice(t.sha256.trim(), &mut sha256).map_err(|_| {
+                invalid(
+                    &key("sha256"),
+                    "must be 64 hexadecimal digits (the SHA-256 of the token; `ccnqctl token new` prints it)".into(),
+                )
+            })?;
+            tokens.push(Token {
+                name: t.name,
+                role: t.role,
+                sha256,
+            });
+        }
+
+        let log_level = file.log.level.parse::<log::LevelFilter>().map_err(|_| {
+            invalid(
+                "log.level",
+                format!(
+                    "{:?} is not one of off, error, warn, info, debug, trace",
+                    file.log.level
+                ),
+            )
+        })?;
+
+        Ok(Config {
+            host,
+            data_dir: file.data_dir,
+            api: ApiConfig {
+                listen,
+                admin_ca: api.admin_ca,
+                cert_and_key,
+                names: api.names,
+                handshake_timeout,
+                max_connections: api.max_connections,
+                shutdown_grace,
+                tokens,
+            },
+            log_level,
+            os_release: file.system.os_release,
+            kernel_cmdline: file.system.kernel_cmdline,
+        })
+    }
+}
+
+fn seconds(value: f64, min: f64, max: f64) -> Result<Duration, String> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(format!("{value} is outside {min}..={max} seconds"))
+    }
+}
+
+/// RFC 1123 host names: what a FreeSWITCH host and a certificate can both carry.
+pub fn is_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/ccnq/ccnqd.toml"))
+    }
+
+    fn error_of(text: &str) -> (String, String) {
+        match parse(text).unwrap_err() {
+            ConfigError::Invalid { key, reason, .. } => (key, reason),
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    const MINIMAL: &str =
+        "host = \"sbc1.example.net\"\n[api]\nadmin_ca = \"/etc/ccnq/admin-ca.pem\"\n";
+
+    #[test]
+    fn minimal_file_gets_the_documented_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.host, "sbc1.example.net");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/ccnq"));
+        assert_eq!(c.api.listen, vec!["[::]:8443".parse().unwrap()]);
+        assert_eq!(c.api.max_connections, 256);
+        assert_eq!(c.api.handshake_timeout, Duration::from_secs(5));
+        assert!(c.api.cert_and_key.is_none());
+        assert_eq!(c.log_level, log::LevelFilter::Info);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let (key, reason) = error_of(&format!("{MINIMAL}listen_port = 3\n"));
+        assert_eq!(key, "api.listen_port");
+        assert!(reason.contains("listen_port"), "{reason}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_nested_key() {
+        let (key, reason) = error_of(&format!("{MINIMAL}max_connections = \"many\"\n"));
+        assert_eq!(key, "api.max_connections");
+        assert!(reason.contains("invalid type"), "{reason}");
+    }
+
+    #[test]
+    fn missing_required_key_is_named() {
+        let (key, reason) = error_of("[api]\nlisten = [\"127.0.0.1:1\"]\n");
+        assert_eq!(key, "api");
+        assert!(reason.contains("admin_ca"), "{reason}");
+    }
+
+    #[test]
+    fn bad_listen_address_names_its_index() {
+        let (key, _) = error_of(&format!(
+            "{MINIMAL}listen = [\"127.0.0.1:1\", \"localhost\"]\n"
+        ));
+        assert_eq!(key, "api.listen[1]");
+    }
+
+    #[test]
+    fn token_hash_must_be_hex_sha256() {
+        let text = format!(
+            "{MINIMAL}[[api.tokens]]\nname = \"backup\"\nrole = \"reader\"\nsha256 = \"abc\"\n"
+        );
+        let (key, reason) = error_of(&text);
+        assert_eq!(key, "api.tokens[0].sha256");
+        assert!(reason.contains("64 hexadecimal"), "{reason}");
+    }
+
+    #[test]
+    fn token_role_must_be_known() {
+        let text = format!(
+            "{MINIMAL}[[api.tokens]]\nname = \"backup\"\nrole = \"root\"\nsha256 = \"{}\"\n",
+            "0".repeat(64)
+        );
+        let (key, reason) = error_of(&text);
+        assert_eq!(key, "api.tokens[0].role");
+        assert!(reason.contains("root"), "{reason}");
+    }
+
+    #[test]
+    fn duplicate_token_names_are_refused() {
+        let one = format!(
+            "[[api.tokens]]\nname = \"a\"\nrole = \"reader\"\nsha256 = \"{}\"\n",
+            "0".repeat(64)
+        );
+        let (key, _) = error_of(&format!("{MINIMAL}{one}{one}"));
+        assert_eq!(key, "api.tokens[1].name");
+    }
+
+    #[test]
+    fn cert_without_key_is_refused() {
+        let (key, _) = error_of(&format!("{MINIMAL}cert = \"/x.pem\"\n"));
+        assert_eq!(key, "api.key");
+    }
+
+    #[test]
+    fn relative_data_dir_and_bad_level_are_refused() {
+        let (key, _) = error_of(&format!("data_dir = \"var\"\n{MINIMAL}"));
+        assert_eq!(key, "data_dir");
+        let (key, _) = error_of(&format!("{MINIMAL}[log]\nlevel = \"loud\"\n"));
+        assert_eq!(key, "log.level");
+    }
+
+    #[test]
+    fn host_names_follow_rfc1123() {
+        assert!(is_hostname("sbc1.example.net"));
+        assert!(!is_hostname("-bad.example"));
+        assert!(!is_hostname("a..b"));
+        assert!(!is_hostname("under_score"));
+    }
+}
