@@ -306,9 +306,12 @@ fn sip_domain_name_required_when_freeswitch_runs() {
     assert!(h.services.couchdb.enabled);
 }
 
+/// A change made to the base document.
+type Edit = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn injection_into_freeswitch_xml_is_rejected() {
-    let cases: [(&str, Box<dyn Fn(&mut Value)>, &str); 9] = [
+    let cases: [(&str, Edit, &str); 9] = [
         (
             "sip_variables.x",
             Box::new(|d| d["sip_variables"] = json!({ "x": "$${hostname}" })),
