@@ -72,6 +72,7 @@ pub fn validate(doc: &Value, expected_fqdn: &str) -> Result<Validated, Vec<Valid
 }
 
 const ROOT: &str = "(document)";
+const UNKNOWN_FIELD: &str = "unknown field, ignored";
 
 /// Marker: the problem is recorded in the context already.
 #[derive(Debug, Clone, Copy)]
@@ -167,7 +168,7 @@ fn object<'a>(ctx: &mut Ctx, v: &'a Value, path: &Path) -> Parsed<&'a Map<String
 
 fn unknown_fields(ctx: &mut Ctx, m: &Map<String, Value>, path: &Path, known: &[&str]) {
     for k in m.keys().filter(|k| !known.contains(&k.as_str())) {
-        ctx.warn(&path.key(k), "unknown field, ignored");
+        ctx.warn(&path.key(k), UNKNOWN_FIELD);
     }
 }
 
@@ -333,12 +334,11 @@ fn host(ctx: &mut Ctx, doc: &Value, expected_fqdn: &str) -> Parsed<Host> {
     let m = object(ctx, doc, &root)?;
     // Other `_`-prefixed fields are CouchDB's metadata (`_attachments`, `_conflicts`…):
     // not ours to warn about.
-    let unknown: Map<String, Value> = m
-        .iter()
-        .filter(|(k, _)| !k.starts_with('_'))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    unknown_fields(ctx, &unknown, &root, HOST_FIELDS);
+    for k in m.keys() {
+        if !k.starts_with('_') && !HOST_FIELDS.contains(&k.as_str()) {
+            ctx.warn(&root.key(k), UNKNOWN_FIELD);
+        }
+    }
 
     let typ = required(ctx, m, &root, "type", string).and_then(|t| {
         if t == "host" {
