@@ -172,7 +172,9 @@ impl FeedRequest<'_> {
     /// The POST body naming the followed documents (server-side filter: other hosts'
     /// documents cost nothing).
     pub fn body(&self) -> Vec<u8> {
-        serde_json::json!({ "doc_ids": self.doc_ids }).to_string().into_bytes()
+        serde_json::json!({ "doc_ids": self.doc_ids })
+            .to_string()
+            .into_bytes()
     }
 }
 
@@ -184,7 +186,8 @@ mod tests {
     #[test]
     fn couchdb_and_pouchdb_lines_parse_alike() {
         let c = br#"{"seq":"1-g1AA","id":"host:a","changes":[{"rev":"1-x"}],"doc":{"_id":"host:a","v":1}}"#;
-        let p = br#"{"id":"host:a","changes":[{"rev":"1-x"}],"doc":{"_id":"host:a","v":1},"seq":1}"#;
+        let p =
+            br#"{"id":"host:a","changes":[{"rev":"1-x"}],"doc":{"_id":"host:a","v":1},"seq":1}"#;
         let (FeedLine::Change(c), FeedLine::Change(p)) =
             (parse_line(c).unwrap(), parse_line(p).unwrap())
         else {
@@ -208,14 +211,19 @@ mod tests {
             parse_line(br#"{"error":"not_found","reason":"x"}"#).unwrap(),
             FeedLine::Error(ErrorBody { ref error, .. }) if error == "not_found"
         ));
-        assert!(matches!(parse_line(b"{\"seq\":"), Err(CouchError::Decode(_))));
+        assert!(matches!(
+            parse_line(b"{\"seq\":"),
+            Err(CouchError::Decode(_))
+        ));
         assert!(matches!(parse_line(b"{}"), Err(CouchError::Decode(_))));
     }
 
     #[test]
     fn deleted_change() {
         let l = br#"{"seq":5,"id":"host:a","changes":[{"rev":"2-y"}],"deleted":true,"doc":{"_id":"host:a","_rev":"2-y","_deleted":true}}"#;
-        let FeedLine::Change(c) = parse_line(l).unwrap() else { panic!() };
+        let FeedLine::Change(c) = parse_line(l).unwrap() else {
+            panic!()
+        };
         assert!(c.deleted);
     }
 
@@ -223,7 +231,10 @@ mod tests {
     fn splitter_keeps_partial_lines() {
         let mut s = LineSplitter::new();
         assert!(s.push(b"{\"a\"").unwrap().is_empty());
-        assert_eq!(s.push(b":1}\n\n{").unwrap(), vec![b"{\"a\":1}".to_vec(), vec![]]);
+        assert_eq!(
+            s.push(b":1}\n\n{").unwrap(),
+            vec![b"{\"a\":1}".to_vec(), vec![]]
+        );
         assert_eq!(s.unfinished(), b"{");
     }
 
@@ -231,7 +242,12 @@ mod tests {
     fn request_renders_since_unchanged() {
         let ids = vec!["host:a.example.net".to_string()];
         let since = json!("3-g1AAAAB5eJzL_yD");
-        let r = FeedRequest { db: "provisioning", doc_ids: &ids, heartbeat_ms: 1000, since: &since };
+        let r = FeedRequest {
+            db: "provisioning",
+            doc_ids: &ids,
+            heartbeat_ms: 1000,
+            since: &since,
+        };
         assert_eq!(
             r.path_and_query(),
             "/provisioning/_changes?feed=continuous&filter=_doc_ids&include_docs=true&heartbeat=1000&since=3-g1AAAAB5eJzL_yD"

@@ -29,13 +29,22 @@ pub struct Checkpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("checkpoint file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("checkpoint file {path} is not a checkpoint: {source}")]
-    Decode { path: PathBuf, source: serde_json::Error },
+    Decode {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io { path: path.to_path_buf(), source }
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Reads the checkpoint file. `Ok(None)` if there is none yet (first start).
@@ -47,7 +56,10 @@ pub fn load_file(path: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
     };
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|source| CheckpointError::Decode { path: path.to_path_buf(), source })
+        .map_err(|source| CheckpointError::Decode {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -64,7 +76,8 @@ fn write_temp(path: &Path, checkpoint: &Checkpoint) -> Result<PathBuf, Checkpoin
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let bytes = serde_json::to_vec(checkpoint).map_err(|e| io_err(path)(std::io::Error::other(e)))?;
+    let bytes =
+        serde_json::to_vec(checkpoint).map_err(|e| io_err(path)(std::io::Error::other(e)))?;
     let result = (|| {
         let mut f = fs::File::create(&temp)?;
         f.write_all(&bytes)?;
@@ -88,7 +101,9 @@ fn commit(temp: &Path, path: &Path) -> Result<(), CheckpointError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 /// Saves the checkpoint file atomically. Blocking: call it from `spawn_blocking` in
@@ -104,7 +119,11 @@ pub fn local_name(fqdn: &str) -> String {
 }
 
 /// Writes `_local/ccnqd-<fqdn>` (reading its current `_rev` first).
-pub async fn save_local(db: &Db, fqdn: &str, checkpoint: &Checkpoint) -> Result<String, CouchError> {
+pub async fn save_local(
+    db: &Db,
+    fqdn: &str,
+    checkpoint: &Checkpoint,
+) -> Result<String, CouchError> {
     let body = serde_json::json!({
         "seq": checkpoint.seq,
         "rev": checkpoint.rev,
@@ -136,7 +155,10 @@ mod tests {
     }
 
     fn cp(n: u64) -> Checkpoint {
-        Checkpoint { seq: json!(format!("{n}-g1AAAA{}", "x".repeat(n as usize % 300))), rev: format!("{n}-abc") }
+        Checkpoint {
+            seq: json!(format!("{n}-g1AAAA{}", "x".repeat(n as usize % 300))),
+            rev: format!("{n}-abc"),
+        }
     }
 
     #[test]
@@ -146,7 +168,14 @@ mod tests {
         assert_eq!(load_file(&p).unwrap(), None);
         save_file(&p, &cp(3)).unwrap();
         assert_eq!(load_file(&p).unwrap(), Some(cp(3)));
-        save_file(&p, &Checkpoint { seq: json!(7), rev: "2-x".into() }).unwrap();
+        save_file(
+            &p,
+            &Checkpoint {
+                seq: json!(7),
+                rev: "2-x".into(),
+            },
+        )
+        .unwrap();
         assert_eq!(load_file(&p).unwrap().unwrap().seq, json!(7));
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
@@ -178,7 +207,9 @@ mod tests {
                 let mut reads = 0u64;
                 let mut last = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let c = load_file(&p).expect("a torn or missing checkpoint").expect("present");
+                    let c = load_file(&p)
+                        .expect("a torn or missing checkpoint")
+                        .expect("present");
                     let n: u64 = c.rev.split('-').next().unwrap().parse().unwrap();
                     assert_eq!(c, cp(n), "content of two saves mixed");
                     assert!(n >= last, "went backwards");

@@ -38,10 +38,16 @@ use crate::error::{CouchError, ErrorBody};
 pub enum Auth {
     None,
     /// `Authorization: Basic` on every request.
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     /// `POST /_session` once, then the `AuthSession` cookie; on a 401 the client logs in
     /// again and retries the request once (the session expired).
-    Cookie { user: String, password: String },
+    Cookie {
+        user: String,
+        password: String,
+    },
 }
 
 impl std::fmt::Debug for Auth {
@@ -57,7 +63,10 @@ impl std::fmt::Debug for Auth {
 
 impl Auth {
     pub fn basic(user: &str, password: &str) -> Auth {
-        Auth::Basic { user: user.into(), password: password.into() }
+        Auth::Basic {
+            user: user.into(),
+            password: password.into(),
+        }
     }
 }
 
@@ -111,7 +120,11 @@ impl std::fmt::Debug for Client {
         write!(
             f,
             "Client({}://{}{}, {:?})",
-            if self.inner.tls.is_some() { "https" } else { "http" },
+            if self.inner.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             self.inner.authority,
             self.inner.base_path,
             self.inner.auth
@@ -137,7 +150,11 @@ pub fn encode_component(s: &str) -> String {
 pub fn doc_path(db: &str, id: &str) -> String {
     for prefix in ["_local/", "_design/"] {
         if let Some(rest) = id.strip_prefix(prefix) {
-            return format!("/{}/{prefix}{}", encode_component(db), encode_component(rest));
+            return format!(
+                "/{}/{prefix}{}",
+                encode_component(db),
+                encode_component(rest)
+            );
         }
     }
     format!("/{}/{}", encode_component(db), encode_component(id))
@@ -147,7 +164,10 @@ fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -172,13 +192,17 @@ fn tls_connector(ca_file: Option<&PathBuf>) -> Result<tokio_rustls::TlsConnector
     let certs = CertificateDer::pem_file_iter(&path)
         .map_err(|e| CouchError::Invalid(format!("CA file {}: {e}", path.display())))?;
     for cert in certs {
-        let cert = cert.map_err(|e| CouchError::Invalid(format!("CA file {}: {e}", path.display())))?;
+        let cert =
+            cert.map_err(|e| CouchError::Invalid(format!("CA file {}: {e}", path.display())))?;
         roots
             .add(cert)
             .map_err(|e| CouchError::Invalid(format!("CA file {}: {e}", path.display())))?;
     }
     if roots.is_empty() {
-        return Err(CouchError::Invalid(format!("CA file {} holds no certificate", path.display())));
+        return Err(CouchError::Invalid(format!(
+            "CA file {} holds no certificate",
+            path.display()
+        )));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -196,7 +220,11 @@ enum Stream {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -205,7 +233,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -227,12 +259,17 @@ impl AsyncWrite for Stream {
 
 /// Reads the next data chunk of a body, waiting at most `t` for it. `Ok(None)`: the body
 /// ended properly (for chunked encoding: the closing `0\r\n\r\n` arrived).
-pub(crate) async fn next_chunk(body: &mut Incoming, t: Duration) -> Result<Option<Bytes>, CouchError> {
+pub(crate) async fn next_chunk(
+    body: &mut Incoming,
+    t: Duration,
+) -> Result<Option<Bytes>, CouchError> {
     loop {
         match tokio::time::timeout(t, body.frame()).await {
             Err(_) => return Err(CouchError::Timeout("reading the response body")),
             Ok(None) => return Ok(None),
-            Ok(Some(Err(e))) => return Err(CouchError::Transport(format!("reading the body: {e}"))),
+            Ok(Some(Err(e))) => {
+                return Err(CouchError::Transport(format!("reading the body: {e}")))
+            }
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     return Ok(Some(data));
@@ -250,7 +287,9 @@ async fn read_body(body: &mut Incoming, t: Duration) -> Result<Vec<u8>, CouchErr
     while let Some(chunk) = next_chunk(body, t).await? {
         out.extend_from_slice(&chunk);
         if out.len() > MAX_BODY {
-            return Err(CouchError::Decode(format!("response body larger than {MAX_BODY} bytes")));
+            return Err(CouchError::Decode(format!(
+                "response body larger than {MAX_BODY} bytes"
+            )));
         }
     }
     Ok(out)
@@ -258,7 +297,10 @@ async fn read_body(body: &mut Incoming, t: Duration) -> Result<Vec<u8>, CouchErr
 
 fn decode(body: &[u8]) -> Result<Value, CouchError> {
     serde_json::from_slice(body).map_err(|e| {
-        CouchError::Decode(format!("{e}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])))
+        CouchError::Decode(format!(
+            "{e}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ))
     })
 }
 
@@ -271,7 +313,11 @@ impl Client {
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
-            other => return Err(CouchError::Invalid(format!("URL scheme {other:?}: http or https only"))),
+            other => {
+                return Err(CouchError::Invalid(format!(
+                    "URL scheme {other:?}: http or https only"
+                )))
+            }
         };
         let authority = uri
             .authority()
@@ -281,7 +327,11 @@ impl Client {
                 "credentials in the URL: give them as Auth, they would leak into logs".into(),
             ));
         }
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = if https {
             let name = ServerName::try_from(host.clone())
@@ -307,7 +357,10 @@ impl Client {
 
     /// A handle on one database of this server.
     pub fn db(&self, name: &str) -> Db {
-        Db { client: self.clone(), name: name.to_string() }
+        Db {
+            client: self.clone(),
+            name: name.to_string(),
+        }
     }
 
     pub fn read_timeout(&self) -> Duration {
@@ -324,7 +377,9 @@ impl Client {
         let fut = async {
             let tcp = TcpStream::connect((inner.host.as_str(), inner.port))
                 .await
-                .map_err(|e| CouchError::Transport(format!("connect to {}: {e}", inner.authority)))?;
+                .map_err(|e| {
+                    CouchError::Transport(format!("connect to {}: {e}", inner.authority))
+                })?;
             let _ = tcp.set_nodelay(true);
             match &inner.tls {
                 None => Ok(Stream::Plain(tcp)),
@@ -332,7 +387,9 @@ impl Client {
                     .connect(name.clone(), tcp)
                     .await
                     .map(|s| Stream::Tls(Box::new(s)))
-                    .map_err(|e| CouchError::Transport(format!("TLS with {}: {e}", inner.authority))),
+                    .map_err(|e| {
+                        CouchError::Transport(format!("TLS with {}: {e}", inner.authority))
+                    }),
             }
         };
         tokio::time::timeout(inner.connect_timeout, fut)
@@ -380,7 +437,9 @@ impl Client {
             .map_err(|e| CouchError::Invalid(format!("request {path_and_query:?}: {e}")))?;
         match tokio::time::timeout(read_timeout, sender.send_request(req)).await {
             Err(_) => Err(CouchError::Timeout("waiting for the response headers")),
-            Ok(Err(e)) => Err(CouchError::Transport(format!("{method} {path_and_query}: {e}"))),
+            Ok(Err(e)) => Err(CouchError::Transport(format!(
+                "{method} {path_and_query}: {e}"
+            ))),
             Ok(Ok(resp)) => Ok(resp),
         }
     }
@@ -391,7 +450,9 @@ impl Client {
         if let Ok(mut c) = self.inner.cookie.lock() {
             *c = None;
         }
-        let mut resp = self.send_once(&Method::POST, "/_session", &body, self.inner.read_timeout).await?;
+        let mut resp = self
+            .send_once(&Method::POST, "/_session", &body, self.inner.read_timeout)
+            .await?;
         let status = resp.status();
         let cookie = resp
             .headers()
@@ -405,7 +466,8 @@ impl Client {
         if !status.is_success() {
             return Err(CouchError::from_status(status.as_u16(), &bytes));
         }
-        let cookie = cookie.ok_or_else(|| CouchError::Decode("POST /_session set no AuthSession cookie".into()))?;
+        let cookie = cookie
+            .ok_or_else(|| CouchError::Decode("POST /_session set no AuthSession cookie".into()))?;
         if let Ok(mut c) = self.inner.cookie.lock() {
             *c = Some(cookie);
         }
@@ -423,27 +485,44 @@ impl Client {
     ) -> Result<Response<Incoming>, CouchError> {
         let body = Bytes::from(body.unwrap_or_default());
         if let Auth::Cookie { user, password } = &self.inner.auth {
-            let have = self.inner.cookie.lock().map(|c| c.is_some()).unwrap_or(false);
+            let have = self
+                .inner
+                .cookie
+                .lock()
+                .map(|c| c.is_some())
+                .unwrap_or(false);
             let mut fresh = false;
             if !have {
                 self.login(user, password).await?;
                 fresh = true;
             }
-            let resp = self.send_once(&method, path_and_query, &body, read_timeout).await?;
+            let resp = self
+                .send_once(&method, path_and_query, &body, read_timeout)
+                .await?;
             if resp.status() != StatusCode::UNAUTHORIZED || fresh {
                 return Ok(resp);
             }
             drop(resp);
             self.login(user, password).await?;
-            return self.send_once(&method, path_and_query, &body, read_timeout).await;
+            return self
+                .send_once(&method, path_and_query, &body, read_timeout)
+                .await;
         }
-        self.send_once(&method, path_and_query, &body, read_timeout).await
+        self.send_once(&method, path_and_query, &body, read_timeout)
+            .await
     }
 
     /// A request whose answer is one JSON value; non-2xx answers become typed errors.
-    pub(crate) async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, CouchError> {
+    pub(crate) async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CouchError> {
         let body = body.map(|b| b.to_string().into_bytes());
-        let mut resp = self.send(method, path, body, self.inner.read_timeout).await?;
+        let mut resp = self
+            .send(method, path, body, self.inner.read_timeout)
+            .await?;
         let status = resp.status();
         let bytes = read_body(resp.body_mut(), self.inner.read_timeout).await?;
         if !status.is_success() {
@@ -514,13 +593,19 @@ impl Db {
 
     /// `DELETE /db` (admin).
     pub async fn delete_db(&self) -> Result<(), CouchError> {
-        self.client.json(Method::DELETE, &self.path(), None).await.map(|_| ())
+        self.client
+            .json(Method::DELETE, &self.path(), None)
+            .await
+            .map(|_| ())
     }
 
     /// `PUT /db/_security`. pouchdb-server keeps databases world-readable until this is set.
     pub async fn put_security(&self, security: &Value) -> Result<(), CouchError> {
         let path = format!("{}/_security", self.path());
-        self.client.json(Method::PUT, &path, Some(security)).await.map(|_| ())
+        self.client
+            .json(Method::PUT, &path, Some(security))
+            .await
+            .map(|_| ())
     }
 
     /// `GET /db/id[?rev=]`.
@@ -545,7 +630,10 @@ impl Db {
     /// `PUT /db/id` with the document as given (its `_rev`, if any, decides which
     /// revision it replaces; 409 if stale). Returns the new revision.
     pub async fn put(&self, id: &str, doc: &Value) -> Result<String, CouchError> {
-        let v = self.client.json(Method::PUT, &doc_path(&self.name, id), Some(doc)).await?;
+        let v = self
+            .client
+            .json(Method::PUT, &doc_path(&self.name, id), Some(doc))
+            .await?;
         rev_of(&v)
     }
 
@@ -594,23 +682,28 @@ impl Db {
     pub async fn bulk_docs(&self, docs: &[Value]) -> Result<Vec<BulkResult>, CouchError> {
         let mut ids = Vec::with_capacity(docs.len());
         for d in docs {
-            let id = d
-                .get("_id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| CouchError::Invalid("_bulk_docs: every document needs an _id".into()))?;
+            let id = d.get("_id").and_then(Value::as_str).ok_or_else(|| {
+                CouchError::Invalid("_bulk_docs: every document needs an _id".into())
+            })?;
             if ids.contains(&id) {
-                return Err(CouchError::Invalid(format!("_bulk_docs: _id {id:?} appears twice")));
+                return Err(CouchError::Invalid(format!(
+                    "_bulk_docs: _id {id:?} appears twice"
+                )));
             }
             ids.push(id);
         }
         let path = format!("{}/_bulk_docs", self.path());
         let answer = self
             .client
-            .json(Method::POST, &path, Some(&serde_json::json!({ "docs": docs })))
+            .json(
+                Method::POST,
+                &path,
+                Some(&serde_json::json!({ "docs": docs })),
+            )
             .await?;
-        let rows = answer
-            .as_array()
-            .ok_or_else(|| CouchError::Decode(format!("_bulk_docs answer is not a list: {answer}")))?;
+        let rows = answer.as_array().ok_or_else(|| {
+            CouchError::Decode(format!("_bulk_docs answer is not a list: {answer}"))
+        })?;
         let mut by_id = std::collections::HashMap::new();
         for row in rows {
             if let Some(id) = row.get("id").and_then(Value::as_str) {
@@ -619,17 +712,24 @@ impl Db {
         }
         ids.into_iter()
             .map(|id| {
-                let row = by_id
-                    .get(id)
-                    .ok_or_else(|| CouchError::Decode(format!("_bulk_docs answer has no result for {id:?}")))?;
+                let row = by_id.get(id).ok_or_else(|| {
+                    CouchError::Decode(format!("_bulk_docs answer has no result for {id:?}"))
+                })?;
                 let result = match row.get("error").and_then(Value::as_str) {
                     Some(error) => Err(CouchError::from_bulk_error(ErrorBody {
                         error: error.to_string(),
-                        reason: row.get("reason").and_then(Value::as_str).unwrap_or_default().to_string(),
+                        reason: row
+                            .get("reason")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
                     })),
                     None => rev_of(row),
                 };
-                Ok(BulkResult { id: id.to_string(), result })
+                Ok(BulkResult {
+                    id: id.to_string(),
+                    result,
+                })
             })
             .collect()
     }
@@ -651,11 +751,18 @@ impl Db {
         };
         let mut resp = self
             .client
-            .send(Method::POST, &req.path_and_query(), Some(req.body()), read_timeout)
+            .send(
+                Method::POST,
+                &req.path_and_query(),
+                Some(req.body()),
+                read_timeout,
+            )
             .await?;
         let status = resp.status();
         if !status.is_success() {
-            let bytes = read_body(resp.body_mut(), read_timeout).await.unwrap_or_default();
+            let bytes = read_body(resp.body_mut(), read_timeout)
+                .await
+                .unwrap_or_default();
             return Err(CouchError::from_status(status.as_u16(), &bytes));
         }
         Ok(FeedStream {
@@ -714,14 +821,23 @@ mod tests {
 
     #[test]
     fn paths_are_encoded_but_local_keeps_its_slash() {
-        assert_eq!(doc_path("provisioning", "host:a.example.net"), "/provisioning/host:a.example.net");
-        assert_eq!(doc_path("provisioning", "_local/ccnqd-a"), "/provisioning/_local/ccnqd-a");
+        assert_eq!(
+            doc_path("provisioning", "host:a.example.net"),
+            "/provisioning/host:a.example.net"
+        );
+        assert_eq!(
+            doc_path("provisioning", "_local/ccnqd-a"),
+            "/provisioning/_local/ccnqd-a"
+        );
         assert_eq!(doc_path("p", "a/b c"), "/p/a%2Fb%20c");
     }
 
     #[test]
     fn urls_with_credentials_are_refused() {
-        let e = Client::new(ClientConfig::new("http://admin:secret@127.0.0.1:5984", Auth::None));
+        let e = Client::new(ClientConfig::new(
+            "http://admin:secret@127.0.0.1:5984",
+            Auth::None,
+        ));
         assert!(matches!(e, Err(CouchError::Invalid(_))));
         assert!(Client::new(ClientConfig::new("ftp://x", Auth::None)).is_err());
         assert!(Client::new(ClientConfig::new("http://127.0.0.1:5984/", Auth::None)).is_ok());

@@ -34,10 +34,19 @@ pub struct Receiver<T> {
 /// A new, empty slot.
 pub fn slot<T>() -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
-        state: Mutex::new(State { value: None, superseded: 0, closed: false }),
+        state: Mutex::new(State {
+            value: None,
+            superseded: 0,
+            closed: false,
+        }),
         notify: Notify::new(),
     });
-    (Sender { shared: shared.clone() }, Receiver { shared })
+    (
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver { shared },
+    )
 }
 
 fn lock<T>(shared: &Shared<T>) -> std::sync::MutexGuard<'_, State<T>> {

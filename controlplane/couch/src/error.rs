@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn bulk_errors_by_error_field() {
-        let b = |e: &str| ErrorBody { error: e.into(), reason: "Document update conflict".into() };
+        let b = |e: &str| ErrorBody {
+            error: e.into(),
+            reason: "Document update conflict".into(),
+        };
         assert!(CouchError::from_bulk_error(b("conflict")).is_conflict());
         assert!(matches!(
             CouchError::from_bulk_error(b("forbidden")),

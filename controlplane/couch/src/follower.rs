@@ -40,7 +40,10 @@ impl ResumePoint {
         ResumePoint(Arc::new(Mutex::new(seq)))
     }
     pub fn get(&self) -> Value {
-        self.0.lock().map(|v| v.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.0
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
     pub fn set(&self, seq: Value) {
         match self.0.lock() {
@@ -79,6 +82,11 @@ pub struct FollowerConfig {
     pub auth_retry: Duration,
     /// How often to check whether a missing database is back.
     pub missing_db_poll: Duration,
+    /// While a feed is open, how often to check that the database still exists:
+    /// pouchdb-server keeps a feed of a deleted database alive with heartbeats forever
+    /// (and never shows the changes of a database recreated under the same name).
+    /// CouchDB ends the feed itself.
+    pub db_check: Duration,
 }
 
 impl FollowerConfig {
@@ -90,6 +98,7 @@ impl FollowerConfig {
             backoff_max: Duration::from_secs(30),
             auth_retry: Duration::from_secs(60),
             missing_db_poll: Duration::from_secs(5),
+            db_check: Duration::from_secs(60),
         }
     }
 
@@ -113,8 +122,18 @@ impl Backoff {
         // same event do not reconnect in step.
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-        Backoff { initial, max, attempt: 0, rng: h.finish() | 1 }
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        Backoff {
+            initial,
+            max,
+            attempt: 0,
+            rng: h.finish() | 1,
+        }
     }
 
     /// The bound for the current attempt: `min(max, initial * 2^attempt)`.
@@ -188,7 +207,14 @@ async fn session(
     tx: &mpsc::Sender<FollowerEvent>,
     delivered: &mut bool,
 ) -> Result<Ending, Closed> {
-    let feed = db.changes_feed(&config.doc_ids, since, config.heartbeat, config.read_timeout()).await;
+    let feed = db
+        .changes_feed(
+            &config.doc_ids,
+            since,
+            config.heartbeat,
+            config.read_timeout(),
+        )
+        .await;
     let mut feed = match feed {
         Ok(f) => f,
         Err(CouchError::NotFound(_)) => return Ok(Ending::NotFound),
@@ -196,18 +222,38 @@ async fn session(
         Err(e) => return Ok(Ending::Broken(e)),
     };
     emit(tx, FollowerEvent::Connected).await?;
+    let mut check = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.db_check,
+        config.db_check,
+    );
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        match feed.next_line().await {
+        // `next_line` keeps its partial line in `feed`, so dropping it for a check loses nothing.
+        let line = tokio::select! {
+            line = feed.next_line() => line,
+            _ = check.tick() => {
+                if let Ok(false) = db.exists().await {
+                    return Ok(Ending::NotFound);
+                }
+                continue;
+            }
+        };
+        match line {
             Ok(Some(FeedLine::Heartbeat)) => {}
             Ok(Some(FeedLine::Change(c))) => {
                 *delivered = true;
                 emit(tx, FollowerEvent::Change(c)).await?;
             }
             Ok(Some(FeedLine::LastSeq(seq))) => {
-                return Ok(Ending::ServerEnded(format!("server ended the feed at last_seq {seq}")))
+                return Ok(Ending::ServerEnded(format!(
+                    "server ended the feed at last_seq {seq}"
+                )))
             }
             Ok(Some(FeedLine::Error(b))) => {
-                return Ok(Ending::Broken(CouchError::Server { status: 200, body: b }))
+                return Ok(Ending::Broken(CouchError::Server {
+                    status: 200,
+                    body: b,
+                }))
             }
             Ok(None) => return Ok(Ending::ServerEnded("server closed the feed".into())),
             Err(e) => return Ok(Ending::Broken(e)),
@@ -215,7 +261,12 @@ async fn session(
     }
 }
 
-async fn run(db: Db, config: FollowerConfig, resume: ResumePoint, tx: mpsc::Sender<FollowerEvent>) -> Result<(), Closed> {
+async fn run(
+    db: Db,
+    config: FollowerConfig,
+    resume: ResumePoint,
+    tx: mpsc::Sender<FollowerEvent>,
+) -> Result<(), Closed> {
     let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
     loop {
         let since = resume.get();
@@ -264,7 +315,12 @@ async fn run(db: Db, config: FollowerConfig, resume: ResumePoint, tx: mpsc::Send
     }
 }
 
-async fn wait_for_db(db: &Db, config: &FollowerConfig, resume: &ResumePoint, tx: &mpsc::Sender<FollowerEvent>) -> Result<(), Closed> {
+async fn wait_for_db(
+    db: &Db,
+    config: &FollowerConfig,
+    resume: &ResumePoint,
+    tx: &mpsc::Sender<FollowerEvent>,
+) -> Result<(), Closed> {
     resume.set(Value::from(0));
     emit(tx, FollowerEvent::DatabaseMissing).await?;
     loop {
@@ -297,7 +353,10 @@ mod tests {
             max_seen = max_seen.max(d);
             ceilings.push(c.as_millis());
         }
-        assert_eq!(ceilings, vec![100, 200, 400, 800, 1600, 2000, 2000, 2000, 2000, 2000]);
+        assert_eq!(
+            ceilings,
+            vec![100, 200, 400, 800, 1600, 2000, 2000, 2000, 2000, 2000]
+        );
         b.reset();
         assert_eq!(b.ceiling(), Duration::from_millis(100));
         // Jitter: 1000 draws under one ceiling are not all equal and spread over it.

@@ -17,4 +17,5 @@ pub mod status;
 pub use changes::{Change, FeedLine};
 pub use checkpoint::Checkpoint;
 pub use client::{Auth, BulkResult, Client, ClientConfig, Db};
+pub use coalesce::slot;
 pub use error::{CouchError, ErrorBody};

@@ -11,6 +11,11 @@
 //! pouchdb-server 4.2.0 both run (checked live against pouchdb-server by the tests). In
 //! CouchDB 3 `_replicator` documents are readable by their owner and admins only.
 //!
+//! pouchdb-server 4.2.0 runs such documents (checked by the live tests), but refuses
+//! edits of a `triggered` one (403 `forbidden`, returned as is) and crashes when one is
+//! deleted while its job runs (a pouchdb-server bug). CouchDB 3 takes the plain update
+//! with the current `_rev`, which is all [`ensure`] ever sends.
+//!
 //! [`ensure`] is idempotent: it compares the fields we own (source, target, doc_ids,
 //! continuous, create_target) and rewrites a document only if one differs or the
 //! document is gone; fields the replicator adds (`_replication_state`, `owner`, …) are
@@ -50,7 +55,10 @@ impl Endpoint {
             )));
         }
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            return Err(CouchError::Invalid(format!("replication URL {:?}: http or https only", self.url)));
+            return Err(CouchError::Invalid(format!(
+                "replication URL {:?}: http or https only",
+                self.url
+            )));
         }
         let mut ep = json!({ "url": self.url });
         if let Some((user, password)) = &self.basic {
@@ -99,7 +107,10 @@ pub fn desired_docs(spec: &ReplicationSpec) -> Result<[(String, Value); 2], Couc
         "continuous": true,
         "create_target": false,
     });
-    Ok([(pull_doc_id(&spec.fqdn), pull), (push_doc_id(&spec.fqdn), push)])
+    Ok([
+        (pull_doc_id(&spec.fqdn), pull),
+        (push_doc_id(&spec.fqdn), push),
+    ])
 }
 
 /// True if `current` (the stored document, `None` if absent) differs from `desired` in a
@@ -109,7 +120,9 @@ pub fn needs_repair(current: Option<&Value>, desired: &Value) -> bool {
     if current.get("_deleted").and_then(Value::as_bool) == Some(true) {
         return true;
     }
-    OWNED_FIELDS.iter().any(|f| current.get(*f) != desired.get(*f))
+    OWNED_FIELDS
+        .iter()
+        .any(|f| current.get(*f) != desired.get(*f))
 }
 
 /// What [`ensure`] did to one document.
@@ -122,7 +135,10 @@ pub enum Outcome {
 
 /// Makes `_replicator` (the `replicator` database handle, normally `client.db("_replicator")`)
 /// hold the two documents of `spec`. Returns what happened to each, as (id, outcome).
-pub async fn ensure(replicator: &Db, spec: &ReplicationSpec) -> Result<Vec<(String, Outcome)>, CouchError> {
+pub async fn ensure(
+    replicator: &Db,
+    spec: &ReplicationSpec,
+) -> Result<Vec<(String, Outcome)>, CouchError> {
     let mut out = Vec::new();
     for (id, desired) in desired_docs(spec)? {
         out.push((id.clone(), ensure_one(replicator, &id, &desired).await?));
@@ -169,7 +185,10 @@ mod tests {
                 url: "https://central.example.net:6984/provisioning".into(),
                 basic: Some(("a.example.net".into(), "pw".into())),
             },
-            local: Endpoint { url: "http://127.0.0.1:5984/provisioning".into(), basic: Some(("admin".into(), "secret".into())) },
+            local: Endpoint {
+                url: "http://127.0.0.1:5984/provisioning".into(),
+                basic: Some(("admin".into(), "secret".into())),
+            },
         }
     }
 
@@ -180,10 +199,16 @@ mod tests {
         assert_eq!(push_id, "ccnqd-a.example.net-push");
         assert_eq!(pull["doc_ids"], json!(["host:a.example.net"]));
         assert_eq!(push["doc_ids"], json!(["status:a.example.net"]));
-        assert_eq!(pull["source"]["url"], json!("https://central.example.net:6984/provisioning"));
+        assert_eq!(
+            pull["source"]["url"],
+            json!("https://central.example.net:6984/provisioning")
+        );
         assert_eq!(pull["target"], push["source"]);
         assert_eq!(pull["continuous"], json!(true));
-        assert_eq!(pull["source"]["headers"]["Authorization"], json!(basic_header("a.example.net", "pw")));
+        assert_eq!(
+            pull["source"]["headers"]["Authorization"],
+            json!(basic_header("a.example.net", "pw"))
+        );
         let text = pull.to_string() + &push.to_string();
         assert!(!text.contains("pw@") && !text.contains("secret@"));
     }

@@ -52,12 +52,19 @@ async fn next_change(f: &mut follower::Follower) -> ccnq_couch::Change {
 
 async fn continuous_feed(server: &str) {
     let srv = ReplayServer::start(vec![rec(server, "01-continuous-since0")]).await;
-    let mut f = follower::spawn(client(&srv.url).db("provisioning"), config(1000), ResumePoint::new(json!(0)), 16);
+    let mut f = follower::spawn(
+        client(&srv.url).db("provisioning"),
+        config(1000),
+        ResumePoint::new(json!(0)),
+        16,
+    );
     assert_eq!(next(&mut f).await, FollowerEvent::Connected);
     let mut versions = Vec::new();
     let mut seqs = Vec::new();
     for _ in 0..3 {
-        let FollowerEvent::Change(c) = next(&mut f).await else { panic!("expected a change") };
+        let FollowerEvent::Change(c) = next(&mut f).await else {
+            panic!("expected a change")
+        };
         assert_eq!(c.id, "host:a.example.net");
         assert!(!c.deleted);
         let doc = c.doc.expect("include_docs");
@@ -68,16 +75,26 @@ async fn continuous_feed(server: &str) {
     assert_eq!(versions, vec![1, 2, 3]);
     // Opaque sequences, exactly as sent: strings on CouchDB, integers on pouchdb-server.
     if server == COUCH {
-        assert!(seqs.iter().all(|s| s.as_str().is_some_and(|s| s.contains("-g1AAAA"))));
+        assert!(seqs
+            .iter()
+            .all(|s| s.as_str().is_some_and(|s| s.contains("-g1AAAA"))));
     } else {
         assert_eq!(seqs, vec![json!(1), json!(3), json!(4)]);
     }
     // Our request is the recorded one: same request line, JSON content type, same body.
     let seen = srv.seen();
-    let Step::Replay(r) = rec(server, "01-continuous-since0") else { unreachable!() };
-    assert_eq!(format!("{} {} HTTP/1.1", seen[0].method, seen[0].target), r.request_line());
+    let Step::Replay(r) = rec(server, "01-continuous-since0") else {
+        unreachable!()
+    };
+    assert_eq!(
+        format!("{} {} HTTP/1.1", seen[0].method, seen[0].target),
+        r.request_line()
+    );
     assert_eq!(seen[0].header("content-type"), Some("application/json"));
-    assert_eq!(seen[0].body, br#"{"doc_ids":["host:a.example.net"]}"#.to_vec());
+    assert_eq!(
+        seen[0].body,
+        br#"{"doc_ids":["host:a.example.net"]}"#.to_vec()
+    );
 }
 
 #[tokio::test]
@@ -98,7 +115,12 @@ async fn couchdb_killed_mid_feed_reconnects_from_the_persisted_seq() {
     ])
     .await;
     let resume = ResumePoint::new(json!(0));
-    let mut f = follower::spawn(client(&srv.url).db("provisioning"), config(1000), resume.clone(), 16);
+    let mut f = follower::spawn(
+        client(&srv.url).db("provisioning"),
+        config(1000),
+        resume.clone(),
+        16,
+    );
     let c = next_change(&mut f).await;
     assert_eq!(c.doc.unwrap()["version"], json!(102));
     // The daemon applied it and persisted its seq.
@@ -112,10 +134,18 @@ async fn couchdb_killed_mid_feed_reconnects_from_the_persisted_seq() {
     assert_eq!(c2.doc.unwrap()["version"], json!(200));
     let seen = srv.seen();
     assert_eq!(seen.len(), 2);
-    assert_eq!(Some(ccnq_couch::changes::since_param(&c.seq)), seen[1].query("since"));
+    assert_eq!(
+        Some(ccnq_couch::changes::since_param(&c.seq)),
+        seen[1].query("since")
+    );
     // The recorded resume request asked for the same seq.
-    let Step::Replay(r) = rec(COUCH, "11b-continuous-resume-after-restart") else { unreachable!() };
-    assert_eq!(format!("{} {} HTTP/1.1", seen[1].method, seen[1].target), r.request_line());
+    let Step::Replay(r) = rec(COUCH, "11b-continuous-resume-after-restart") else {
+        unreachable!()
+    };
+    assert_eq!(
+        format!("{} {} HTTP/1.1", seen[1].method, seen[1].target),
+        r.request_line()
+    );
 }
 
 #[tokio::test]
@@ -126,7 +156,12 @@ async fn reconnect_uses_the_persisted_seq_not_the_last_seen() {
     ])
     .await;
     let resume = ResumePoint::new(json!("0"));
-    let mut f = follower::spawn(client(&srv.url).db("provisioning"), config(1000), resume, 16);
+    let mut f = follower::spawn(
+        client(&srv.url).db("provisioning"),
+        config(1000),
+        resume,
+        16,
+    );
     let _seen_but_not_persisted = next_change(&mut f).await;
     assert!(matches!(next(&mut f).await, FollowerEvent::Disconnected(_)));
     assert_eq!(next(&mut f).await, FollowerEvent::Connected);
@@ -148,7 +183,12 @@ async fn couchdb_database_deleted_is_reported_and_restarts_from_zero() {
     ])
     .await;
     let resume = ResumePoint::new(json!("17-g1AAAAold"));
-    let mut f = follower::spawn(client(&srv.url).db("provisioning"), config(1000), resume.clone(), 16);
+    let mut f = follower::spawn(
+        client(&srv.url).db("provisioning"),
+        config(1000),
+        resume.clone(),
+        16,
+    );
     assert_eq!(next(&mut f).await, FollowerEvent::Connected);
     let c = next_change(&mut f).await;
     assert_eq!(c.doc.unwrap()["version"], json!(8));
@@ -161,7 +201,10 @@ async fn couchdb_database_deleted_is_reported_and_restarts_from_zero() {
     assert_eq!(next(&mut f).await, FollowerEvent::Connected);
     assert_eq!(next_change(&mut f).await.doc.unwrap()["version"], json!(1));
     let seen = srv.seen();
-    assert_eq!((seen[1].method.as_str(), seen[1].target.as_str()), ("GET", "/provisioning"));
+    assert_eq!(
+        (seen[1].method.as_str(), seen[1].target.as_str()),
+        ("GET", "/provisioning")
+    );
     assert_eq!(seen[3].query("since").as_deref(), Some("0"));
 }
 
@@ -175,10 +218,17 @@ async fn timeout_ending_reconnects_without_missing_db(server: &str) {
     let srv = ReplayServer::start(steps).await;
     // pouchdb-server never ends the feed: the per-read timeout (2 × heartbeat) does.
     let heartbeat = if server == COUCH { 1000 } else { 100 };
-    let mut f = follower::spawn(client(&srv.url).db("provisioning"), config(heartbeat), ResumePoint::new(json!("now")), 16);
+    let mut f = follower::spawn(
+        client(&srv.url).db("provisioning"),
+        config(heartbeat),
+        ResumePoint::new(json!("now")),
+        16,
+    );
     assert_eq!(next(&mut f).await, FollowerEvent::Connected);
     match next(&mut f).await {
-        FollowerEvent::Disconnected(why) if server == COUCH => assert!(why.contains("last_seq"), "{why}"),
+        FollowerEvent::Disconnected(why) if server == COUCH => {
+            assert!(why.contains("last_seq"), "{why}")
+        }
         FollowerEvent::Disconnected(why) => assert!(why.contains("timeout"), "{why}"),
         other => panic!("{other:?}"),
     }
@@ -198,7 +248,12 @@ async fn pouchdb_silent_feed_times_out_per_read_and_reconnects() {
 
 async fn auth_refused(name: &str, status: u16) {
     let srv = ReplayServer::start(vec![rec(COUCH, name), rec(COUCH, name)]).await;
-    let mut f = follower::spawn(client(&srv.url).db("provisioning"), config(1000), ResumePoint::new(json!(0)), 16);
+    let mut f = follower::spawn(
+        client(&srv.url).db("provisioning"),
+        config(1000),
+        ResumePoint::new(json!(0)),
+        16,
+    );
     assert_eq!(next(&mut f).await, FollowerEvent::AuthRefused(status));
     // Slow retry: no tight loop of requests (auth_retry is an hour here).
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -231,18 +286,33 @@ async fn stale_rev_is_a_conflict_on_both() {
 #[tokio::test]
 async fn local_put_reads_the_current_rev_first() {
     for server in [COUCH, POUCH] {
-        let srv = ReplayServer::start(vec![rec(server, "07e-local-get"), rec(server, "07c-local-update-with-rev")]).await;
+        let srv = ReplayServer::start(vec![
+            rec(server, "07e-local-get"),
+            rec(server, "07c-local-update-with-rev"),
+        ])
+        .await;
         let db = client(&srv.url).db("provisioning");
-        let rev = db.put_local("ccnqd-a.example.net", &json!({"last_seq": 8, "host": "a.example.net"})).await.unwrap();
+        let rev = db
+            .put_local(
+                "ccnqd-a.example.net",
+                &json!({"last_seq": 8, "host": "a.example.net"}),
+            )
+            .await
+            .unwrap();
         let seen = srv.seen();
         assert_eq!(seen[0].method, "GET");
         assert_eq!(seen[0].target, "/provisioning/_local/ccnqd-a.example.net");
         assert_eq!(seen[1].method, "PUT");
         let sent: Value = serde_json::from_slice(&seen[1].body).unwrap();
-        let Step::Replay(get) = rec(server, "07e-local-get") else { unreachable!() };
+        let Step::Replay(get) = rec(server, "07e-local-get") else {
+            unreachable!()
+        };
         let get_body = String::from_utf8_lossy(get.chunks.concat().as_slice()).into_owned();
         let current_rev = sent["_rev"].as_str().expect("PUT carries the _rev");
-        assert!(get_body.contains(&format!("\"_rev\":\"{current_rev}\"")), "{server}");
+        assert!(
+            get_body.contains(&format!("\"_rev\":\"{current_rev}\"")),
+            "{server}"
+        );
         assert!(!rev.is_empty());
     }
 }
@@ -251,7 +321,10 @@ async fn local_put_reads_the_current_rev_first() {
 async fn pouchdb_local_put_without_rev_conflicts() {
     let srv = ReplayServer::start(vec![rec(POUCH, "07d-local-update-without-rev")]).await;
     let db = client(&srv.url).db("provisioning");
-    let e = db.put("_local/ccnqd-a.example.net", &json!({"last_seq": 8})).await.unwrap_err();
+    let e = db
+        .put("_local/ccnqd-a.example.net", &json!({"last_seq": 8}))
+        .await
+        .unwrap_err();
     assert!(e.is_conflict());
 }
 
@@ -268,7 +341,14 @@ async fn bulk_docs_results_are_matched_by_id() {
         ];
         let results = db.bulk_docs(&docs).await.unwrap();
         let ids: Vec<_> = results.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["host:d.example.net", "host:a.example.net", "host:c.example.net"]);
+        assert_eq!(
+            ids,
+            [
+                "host:d.example.net",
+                "host:a.example.net",
+                "host:c.example.net"
+            ]
+        );
         assert!(results[0].result.as_ref().unwrap().starts_with("1-"));
         assert!(results[1].result.as_ref().unwrap_err().is_conflict());
         assert!(results[2].result.as_ref().unwrap().starts_with("1-"));
@@ -277,7 +357,11 @@ async fn bulk_docs_results_are_matched_by_id() {
 
 #[tokio::test]
 async fn http_errors_are_typed() {
-    let srv = ReplayServer::start(vec![rec(COUCH, "06a-401-no-credentials"), rec(COUCH, "06e-403-non-member")]).await;
+    let srv = ReplayServer::start(vec![
+        rec(COUCH, "06a-401-no-credentials"),
+        rec(COUCH, "06e-403-non-member"),
+    ])
+    .await;
     let db = client(&srv.url).db("provisioning");
     for status in [401u16, 403] {
         match db.get("_changes", None).await {
@@ -294,5 +378,8 @@ async fn refused_connection_is_a_transport_error() {
         l.local_addr().unwrap().port()
     };
     let c = client(&format!("http://127.0.0.1:{port}"));
-    assert!(matches!(c.server_info().await, Err(CouchError::Transport(_))));
+    assert!(matches!(
+        c.server_info().await,
+        Err(CouchError::Transport(_))
+    ));
 }

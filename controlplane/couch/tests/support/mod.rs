@@ -1,1 +1,2 @@
+pub mod pouch;
 pub mod replay;

@@ -51,7 +51,10 @@ impl Recording {
         let tx = std::fs::read(dir.join(format!("{name}.tx"))).unwrap();
         let mut chunks = Vec::new();
         let mut at = 0;
-        for line in log.lines().filter(|l| l.starts_with("#### ") && l.contains("] S->C ")) {
+        for line in log
+            .lines()
+            .filter(|l| l.starts_with("#### ") && l.contains("] S->C "))
+        {
             let n: usize = line
                 .split("] S->C ")
                 .nth(1)
@@ -61,18 +64,28 @@ impl Recording {
             chunks.push(rx[at..at + n].to_vec());
             at += n;
         }
-        assert_eq!(at, rx.len(), "{name}: markers do not add up to the .rx size");
+        assert_eq!(
+            at,
+            rx.len(),
+            "{name}: markers do not add up to the .rx size"
+        );
         let end = if log.contains("NOTE S->C EOF") {
             End::Close
         } else {
             End::HoldOpen
         };
-        Recording { name: name.to_string(), chunks, end, tx }
+        Recording {
+            name: name.to_string(),
+            chunks,
+            end,
+            tx,
+        }
     }
 
     /// The recorded request line (`POST /provisioning/_changes?… HTTP/1.1`).
     pub fn request_line(&self) -> String {
-        String::from_utf8_lossy(self.tx.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(self.tx.split(|&b| b == b'\r').next().unwrap_or_default())
+            .into_owned()
     }
 }
 
@@ -95,11 +108,15 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn query(&self, key: &str) -> Option<String> {
         let q = self.target.split_once('?')?.1;
-        q.split('&').find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
     }
 }
 
@@ -150,7 +167,12 @@ async fn read_request(sock: &mut TcpStream) -> Option<Seen> {
         }
         body.extend_from_slice(&tmp[..n]);
     }
-    Some(Seen { method, target, headers, body })
+    Some(Seen {
+        method,
+        target,
+        headers,
+        body,
+    })
 }
 
 impl ReplayServer {
@@ -164,11 +186,15 @@ impl ReplayServer {
         let task = tokio::spawn(async move {
             let mut steps = steps.into_iter();
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let step = steps.next();
                 let seen = seen2.clone();
                 tokio::spawn(async move {
-                    let Some(req) = read_request(&mut sock).await else { return };
+                    let Some(req) = read_request(&mut sock).await else {
+                        return;
+                    };
                     seen.lock().unwrap().push(req);
                     match step {
                         Some(Step::Replay(rec)) => {
