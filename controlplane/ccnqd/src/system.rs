@@ -48,9 +48,8 @@ pub fn cmdline_value(cmdline: &str, key: &str) -> Option<String> {
     cmdline
         .split_ascii_whitespace()
         .filter_map(|word| word.split_once('='))
-        .filter(|(k, _)| *k == key)
+        .rfind(|(k, _)| *k == key)
         .map(|(_, v)| v.to_string())
-        .last()
 }
 
 #[cfg(test)]
