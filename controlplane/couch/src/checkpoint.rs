@@ -147,11 +147,30 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn tempdir(tag: &str) -> PathBuf {
+    /// A scratch directory removed when the test ends.
+    struct TempDir(PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    impl AsRef<Path> for TempDir {
+        fn as_ref(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    fn tempdir(tag: &str) -> TempDir {
         let d = std::env::temp_dir().join(format!("ccnq-couch-cp-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
-        d
+        TempDir(d)
     }
 
     fn cp(n: u64) -> Checkpoint {
