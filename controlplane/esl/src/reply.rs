@@ -369,17 +369,15 @@ pub fn parse_sofia_status_table(body: &str) -> Result<SofiaStatus, CommandError>
 /// `show channels count` / `show calls count`: `\nN total.\n`.
 pub fn parse_total_count(body: &str) -> Result<u64, CommandError> {
     let t = body.trim();
-    t.strip_suffix(" total.")
-        .and_then(|n| n.parse().ok())
-        .ok_or(())
-        .or_else(|()| {
-            Err(
-                refused("show ... count", body).unwrap_or_else(|| CommandError::Unexpected {
-                    command: "show ... count".into(),
-                    body: body.into(),
-                }),
-            )
-        })
+    match t.strip_suffix(" total.").and_then(|n| n.parse().ok()) {
+        Some(n) => Ok(n),
+        None => Err(
+            refused("show ... count", body).unwrap_or_else(|| CommandError::Unexpected {
+                command: "show ... count".into(),
+                body: body.into(),
+            }),
+        ),
+    }
 }
 
 /// Commands whose whole answer is `+OK\n` (`fsctl pause inbound`, `fsctl resume inbound`,
