@@ -1,1 +1,281 @@
-fn main() {}
+//! `ccnqctl`: the operator's command line for a CCNQ5 host's local API.
+//!
+//! Output is a table for people and the API's own JSON with `-o json`. Exit codes are a
+//! contract with scripts (see `EXIT CODES` in `--help`): a script can tell "the host is
+//! unreachable" from "you may not" from "the host refused the request".
+
+mod client;
+mod output;
+mod pki;
+mod settings;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use client::{CallError, Target};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const EXIT_CODES: &str = "EXIT CODES:
+  0  success
+  1  unexpected answer from the server
+  2  usage or local setup error (flags, files, credentials)
+  3  the host could not be reached (connection, TLS, timeout)
+  4  not authenticated (401) or not allowed (403)
+  5  the server failed (5xx)
+  6  the server refused the request (other 4xx)";
+
+#[derive(Parser)]
+#[command(name = "ccnqctl", version, about = "Operate a CCNQ5 host through its local API", after_help = EXIT_CODES)]
+struct Cli {
+    /// The host's API, e.g. https://sbc1.example.net:8443.
+    #[arg(long, env = "CCNQ_ENDPOINT", global = true)]
+    endpoint: Option<String>,
+    /// CA certificate that issued the server's certificate (PEM).
+    #[arg(long, env = "CCNQ_CA", global = true)]
+    ca: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint (as ccnqd logs it).
+    #[arg(long, env = "CCNQ_SERVER_FINGERPRINT", global = true)]
+    server_fingerprint: Option<String>,
+    /// Client certificate (PEM), signed by the site's admin CA.
+    #[arg(long, env = "CCNQ_CERT", global = true)]
+    cert: Option<PathBuf>,
+    /// Private key of the client certificate (PEM).
+    #[arg(long, env = "CCNQ_KEY", global = true)]
+    key: Option<PathBuf>,
+    /// File holding a bearer token (instead of a client certificate).
+    #[arg(long, env = "CCNQ_TOKEN_FILE", global = true)]
+    token_file: Option<PathBuf>,
+    /// Settings file [default: ~/.config/ccnq/ccnqctl.toml].
+    #[arg(long, env = "CCNQCTL_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table, global = true)]
+    output: Format,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 10.0, global = true)]
+    timeout: f64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Is the daemon up? (needs no credentials)
+    Health,
+    /// Daemon and image versions, and the booted slot.
+    Version,
+    /// Uptime, configuration state and the data volume.
+    Status,
+    /// Show the daemon's log level, or set it (operator role).
+    LogLevel {
+        /// error, warn, info, debug or trace.
+        level: Option<String>,
+    },
+    /// Certificates for a site: the admin CA, role certificates, server certificates.
+    #[command(subcommand)]
+    Pki(pki::PkiCommand),
+    /// Bearer tokens for scripts.
+    #[command(subcommand)]
+    Token(pki::TokenCommand),
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+}
+
+/// A failure, with the exit code it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Self {
+        let code = match e {
+            CallError::Setup(_) => 2,
+            CallError::Connect { .. } => 3,
+            CallError::Http(_) => 1,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn usage(message: String) -> Failure {
+    Failure { code: 2, message }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("ccnqctl: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Pki(cmd) => return pki::run_pki(cmd).map_err(usage),
+        Command::Token(cmd) => return pki::run_token(cmd).map_err(usage),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "ccnqctl",
+                &mut std::io::stdout(),
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
+    let target = target(&cli)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            code: 1,
+            message: e.to_string(),
+        })?;
+    runtime.block_on(api_command(&cli, &target))
+}
+
+/// Merges flags and environment (clap) with the settings file.
+fn target(cli: &Cli) -> Result<Target, Failure> {
+    let file = match &cli.config {
+        Some(path) => settings::load(path, true),
+        None => {
+            settings::default_path().map_or(Ok(Default::default()), |p| settings::load(&p, false))
+        }
+    }
+    .map_err(usage)?;
+    let endpoint = cli
+        .endpoint
+        .clone()
+        .or(file.endpoint)
+        .unwrap_or_else(|| "https://localhost:8443".into());
+    let endpoint: http::Uri = endpoint
+        .parse()
+        .map_err(|e| usage(format!("--endpoint {endpoint}: {e}")))?;
+    let fingerprint = match cli.server_fingerprint.clone().or(file.server_fingerprint) {
+        Some(text) => Some(ccnq_pki::parse_fingerprint(&text).ok_or_else(|| {
+            usage(format!(
+                "--server-fingerprint {text:?}: expected 64 hex digits (colons allowed)"
+            ))
+        })?),
+        None => None,
+    };
+    let cert = cli.cert.clone().or(file.cert);
+    let key = cli.key.clone().or(file.key);
+    let cert_and_key = match (cert, key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => return Err(usage("--cert and --key go together".into())),
+    };
+    let token = match cli.token_file.clone().or(file.token_file) {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .map_err(|e| usage(format!("--token-file {}: {e}", path.display())))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("CCNQ_TOKEN").ok(),
+    };
+    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
+        return Err(usage(
+            "--timeout must be a positive number of seconds".into(),
+        ));
+    }
+    Ok(Target {
+        endpoint,
+        ca: cli.ca.clone().or(file.ca),
+        fingerprint,
+        cert_and_key,
+        token,
+        timeout: Duration::from_secs_f64(cli.timeout),
+    })
+}
+
+async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
+    use http::Method;
+    let text = match &cli.command {
+        Command::Health => show(
+            cli,
+            target.call(Method::GET, "/v1/health", None).await?,
+            output::health,
+        )?,
+        Command::Version => show(
+            cli,
+            target.call(Method::GET, "/v1/version", None).await?,
+            output::version,
+        )?,
+        Command::Status => show(
+            cli,
+            target.call(Method::GET, "/v1/status", None).await?,
+            output::status,
+        )?,
+        Command::LogLevel { level: None } => show(
+            cli,
+            target.call(Method::GET, "/v1/log/level", None).await?,
+            output::log_level,
+        )?,
+        Command::LogLevel { level: Some(level) } => {
+            let body = serde_json::to_vec(&ccnq_api::LogLevel {
+                level: level.clone(),
+            })
+            .unwrap_or_default();
+            show(
+                cli,
+                target
+                    .call(Method::PUT, "/v1/log/level", Some(body))
+                    .await?,
+                output::log_level,
+            )?
+        }
+        Command::Pki(_) | Command::Token(_) | Command::Completions { .. } => {
+            unreachable!("handled before connecting")
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
+
+/// Turns a reply into output, or into the failure its status means.
+fn show<T: serde::de::DeserializeOwned>(
+    cli: &Cli,
+    reply: client::Reply,
+    table: fn(&T) -> String,
+) -> Result<String, Failure> {
+    if !reply.status.is_success() {
+        let detail = serde_json::from_slice::<ccnq_api::Problem>(&reply.body)
+            .ok()
+            .and_then(|p| p.detail)
+            .unwrap_or_else(|| String::from_utf8_lossy(&reply.body).into_owned());
+        let code = match reply.status.as_u16() {
+            401 | 403 => 4,
+            500..=599 => 5,
+            400..=499 => 6,
+            _ => 1,
+        };
+        return Err(Failure {
+            code,
+            message: format!("{}: {detail}", reply.status),
+        });
+    }
+    let value: T = serde_json::from_slice(&reply.body).map_err(|e| Failure {
+        code: 1,
+        message: format!("unexpected answer from the server: {e}"),
+    })?;
+    Ok(match cli.output {
+        Format::Json => format!("{}\n", String::from_utf8_lossy(&reply.body).trim_end()),
+        Format::Table => table(&value),
+    })
+}

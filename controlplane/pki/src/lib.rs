@@ -149,7 +149,11 @@ fn sign_leaf(params: CertificateParams, ca: &Issued) -> Result<Issued, PkiError>
 /// SHA-256 of a certificate's DER, as colon-separated upper-case hex: the form operators
 /// compare by eye and `ccnqctl --server-fingerprint` accepts.
 pub fn fingerprint(der: &[u8]) -> String {
-    let digest = Sha256::digest(der);
+    fingerprint_hex(&Sha256::digest(der).into())
+}
+
+/// A SHA-256 digest in the form [`fingerprint`] prints.
+pub fn fingerprint_hex(digest: &[u8; 32]) -> String {
     digest
         .iter()
         .map(|b| format!("{b:02X}"))
