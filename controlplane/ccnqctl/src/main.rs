@@ -228,10 +228,8 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
             output::log_level,
         )?,
         Command::LogLevel { level: Some(level) } => {
-            let body = serde_json::to_vec(&ccnq_api::LogLevel {
-                level: level.clone(),
-            })
-            .unwrap_or_default();
+            let level = level.parse::<ccnq_api::Level>().map_err(usage)?;
+            let body = serde_json::to_vec(&ccnq_api::LogLevel { level }).unwrap_or_default();
             show(
                 cli,
                 target

@@ -120,11 +120,12 @@ fn exit_codes_tell_failures_apart() {
     let (code, _, err) = run(cmd.args(["log-level", "debug"]));
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("needs role operator"), "{err}");
-    // 400 → 6
+    // a level that does not exist is refused before anything is sent → 2
     let mut cmd = ctl(&site);
     with_cert(&mut cmd, &site, &daemon, "operator");
     let (code, _, err) = run(cmd.args(["log-level", "loud"]));
-    assert_eq!(code, 6, "{err}");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("\"loud\" is not one of"), "{err}");
     // success of a change
     let mut cmd = ctl(&site);
     with_cert(&mut cmd, &site, &daemon, "operator");

@@ -12,7 +12,7 @@ use crate::audit::AuditLog;
 use crate::auth::{self, Caller, TokenError};
 use crate::config::Config;
 use bytes::Bytes;
-use ccnq_api::{ConfigState, Health, LogLevel, Problem, Role, Status, Volume, PROBLEM_JSON};
+use ccnq_api::{ConfigState, Health, Level, LogLevel, Problem, Role, Status, Volume, PROBLEM_JSON};
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -272,8 +272,8 @@ fn health(daemon: &Daemon) -> Response<Body> {
     description = "Role: reader.",
     security(("bearer" = []), ("mutualTLS" = [])),
     responses((status = 200, description = "Versions", body = ccnq_api::Version),
-        (status = 401, description = "Not authenticated", body = Problem),
-        (status = 403, description = "Role too weak", body = Problem)))]
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json")))]
 fn version(daemon: &Daemon) -> Response<Body> {
     json(
         StatusCode::OK,
@@ -286,9 +286,9 @@ fn version(daemon: &Daemon) -> Response<Body> {
     description = "Role: reader.",
     security(("bearer" = []), ("mutualTLS" = [])),
     responses((status = 200, description = "Status", body = Status),
-        (status = 401, description = "Not authenticated", body = Problem),
-        (status = 403, description = "Role too weak", body = Problem),
-        (status = 500, description = "The data volume cannot be inspected", body = Problem)))]
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The data volume cannot be inspected", body = Problem, content_type = "application/problem+json")))]
 fn status(daemon: &Daemon) -> Response<Body> {
     let dir = &daemon.config.data_dir;
     let usage = match crate::volume::usage(dir) {
@@ -319,8 +319,8 @@ fn status(daemon: &Daemon) -> Response<Body> {
     description = "Role: reader.",
     security(("bearer" = []), ("mutualTLS" = [])),
     responses((status = 200, description = "The OpenAPI 3.1 description of this API", content_type = "application/json"),
-        (status = 401, description = "Not authenticated", body = Problem),
-        (status = 403, description = "Role too weak", body = Problem)))]
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json")))]
 fn openapi() -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(openapi_json())));
     resp.headers_mut().insert(
@@ -335,15 +335,17 @@ fn openapi() -> Response<Body> {
     description = "Role: reader.",
     security(("bearer" = []), ("mutualTLS" = [])),
     responses((status = 200, description = "The log level", body = LogLevel),
-        (status = 401, description = "Not authenticated", body = Problem),
-        (status = 403, description = "Role too weak", body = Problem)))]
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json")))]
 fn get_log_level() -> Response<Body> {
-    json(
-        StatusCode::OK,
-        &LogLevel {
-            level: log::max_level().to_string().to_lowercase(),
-        },
-    )
+    let level = match log::max_level() {
+        log::LevelFilter::Off | log::LevelFilter::Error => Level::Error,
+        log::LevelFilter::Warn => Level::Warn,
+        log::LevelFilter::Info => Level::Info,
+        log::LevelFilter::Debug => Level::Debug,
+        log::LevelFilter::Trace => Level::Trace,
+    };
+    json(StatusCode::OK, &LogLevel { level })
 }
 
 /// Changes the daemon's log level until it restarts (the configuration file sets it at start).
@@ -352,31 +354,22 @@ fn get_log_level() -> Response<Body> {
     security(("bearer" = []), ("mutualTLS" = [])),
     request_body = LogLevel,
     responses((status = 200, description = "The new log level", body = LogLevel),
-        (status = 400, description = "Not a log level", body = Problem),
-        (status = 401, description = "Not authenticated", body = Problem),
-        (status = 403, description = "Role too weak", body = Problem),
-        (status = 413, description = "Body too large", body = Problem),
-        (status = 415, description = "Body is not JSON", body = Problem)))]
+        (status = 400, description = "Not a log level", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json")))]
 fn set_log_level(body: LogLevel) -> Response<Body> {
-    match body.level.parse::<log::LevelFilter>() {
-        Ok(level) if level != log::LevelFilter::Off => {
-            log::set_max_level(level);
-            log::info!("log level set to {level}");
-            json(
-                StatusCode::OK,
-                &LogLevel {
-                    level: level.to_string().to_lowercase(),
-                },
-            )
-        }
-        _ => problem(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "level: {:?} is not one of error, warn, info, debug, trace",
-                body.level
-            ),
-        ),
-    }
+    let filter = match body.level {
+        Level::Error => log::LevelFilter::Error,
+        Level::Warn => log::LevelFilter::Warn,
+        Level::Info => log::LevelFilter::Info,
+        Level::Debug => log::LevelFilter::Debug,
+        Level::Trace => log::LevelFilter::Trace,
+    };
+    log::set_max_level(filter);
+    log::info!("log level set to {}", body.level);
+    json(StatusCode::OK, &body)
 }
 
 /// Reads a small JSON body, or says precisely why not.

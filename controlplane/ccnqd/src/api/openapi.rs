@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         ccnq_api::ConfigState,
         ccnq_api::Volume,
         ccnq_api::LogLevel,
+        ccnq_api::Level,
         ccnq_api::Problem,
         ccnq_api::Role,
     )),
