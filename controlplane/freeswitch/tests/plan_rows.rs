@@ -1,0 +1,665 @@
+//! One test per row of the spec's table "What a change must cost", and combinations:
+//! each checks the exact plan, and that the plan carried out on the FreeSWITCH model
+//! (`fs_model`, derived from the recorded transcripts) reaches the state a fresh start
+//! on the new files would have.
+
+mod common;
+
+use ccnq_freeswitch::fs_model::ModelFreeswitch;
+use ccnq_freeswitch::render::{ACL_PATH, EVENT_SOCKET_PATH, VARS_PATH};
+use ccnq_freeswitch::{plan, render, Action, Cost, Plan, Snapshot};
+use common::{doc, host, rendering, secrets, spec_example};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+
+/// The plan from `old` to `new`, checked against the FreeSWITCH model.
+fn plan_between(old: &Value, new: &Value) -> Plan {
+    let (old_h, new_h) = (host(old), host(new));
+    let (old_r, new_r) = (rendering(&old_h), rendering(&new_h));
+    let p = plan(
+        Some(Snapshot {
+            host: &old_h,
+            rendering: &old_r,
+        }),
+        Snapshot {
+            host: &new_h,
+            rendering: &new_r,
+        },
+    );
+    let mut fs = ModelFreeswitch::expected(&old_r);
+    fs.apply_plan(&p, &new_r.tree)
+        .unwrap_or_else(|e| panic!("plan refused by the model: {e}\n{p}"));
+    assert_eq!(fs, ModelFreeswitch::expected(&new_r), "plan:\n{p}");
+    p
+}
+
+fn actions(p: &Plan) -> Vec<Action> {
+    p.actions().cloned().collect()
+}
+
+/// Apply `f` to a copy of the spec's example.
+fn spec_with(f: impl FnOnce(&mut Value)) -> Value {
+    let mut d = spec_example();
+    f(&mut d);
+    d
+}
+
+fn write(paths: &[&str]) -> Action {
+    Action::WriteFiles {
+        write: paths.iter().map(|p| p.to_string()).collect(),
+        remove: vec![],
+    }
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+fn stop(p: &str) -> Action {
+    Action::StopProfile { profile: p.into() }
+}
+fn rescan(p: &str) -> Action {
+    Action::RescanProfile { profile: p.into() }
+}
+fn restart(p: &str, a: &str) -> Action {
+    Action::RestartProfile {
+        profile: p.into(),
+        bind: addr(a),
+    }
+}
+fn start(p: &str, a: &str) -> Action {
+    Action::StartProfile {
+        profile: p.into(),
+        bind: addr(a),
+    }
+}
+fn confirm(p: &str, a: &str) -> Action {
+    Action::ConfirmProfile {
+        profile: p.into(),
+        bind: addr(a),
+    }
+}
+
+/// Two entries `a` and `b`, on 192.0.2.10.
+fn two_entries() -> Value {
+    doc(json!({ "sip_profiles": {
+        "a": { "ingress_sip_ip": "192.0.2.10", "ingress_sip_port": 5060, "ingress_acl": ["10.0.0.1"] },
+        "b": { "ingress_sip_ip": "192.0.2.10", "ingress_sip_port": 5070, "ingress_acl": ["10.0.0.2"] }
+    }}))
+}
+
+fn set(d: &mut Value, path: &[&str], v: Value) {
+    let mut cur = d;
+    for k in &path[..path.len() - 1] {
+        cur = cur
+            .as_object_mut()
+            .expect("object")
+            .entry(k.to_string())
+            .or_insert(json!({}));
+    }
+    cur.as_object_mut()
+        .expect("object")
+        .insert(path[path.len() - 1].to_string(), v);
+}
+
+#[test]
+fn row_nothing_renders_differently_is_an_empty_plan() {
+    let base = spec_example();
+    let p = plan_between(&base, &base);
+    assert!(p.is_empty());
+    assert_eq!(p.cost, Cost::NoEffect);
+    assert_eq!(p.to_string(), "nothing to do — no effect on calls\n");
+    // Changes that render the same: traces, an explicit default, a disabled entry.
+    for change in [
+        spec_with(|d| set(d, &["traces", "ringsize"], json!(10))),
+        spec_with(|d| {
+            set(
+                d,
+                &["sip_profiles", "test", "egress_sip_port"],
+                json!(15200),
+            )
+        }),
+        spec_with(|d| set(d, &["sip_profiles", "test", "timer_t1"], json!(250))),
+        spec_with(|d| {
+            set(
+                d,
+                &["sip_profiles", "off"],
+                json!({ "ingress_sip_ip": "192.0.2.1", "ingress_sip_port": 7000, "disabled": true }),
+            )
+        }),
+    ] {
+        assert!(plan_between(&base, &change).is_empty(), "{change}");
+    }
+}
+
+#[test]
+fn row_acl_only_writes_reloadxml_then_reloadacl() {
+    let new = spec_with(|d| {
+        set(
+            d,
+            &["sip_profiles", "test", "ingress_acl"],
+            json!(["198.51.100.53/32", "198.51.100.54/32"]),
+        )
+    });
+    let p = plan_between(&spec_example(), &new);
+    assert_eq!(
+        actions(&p),
+        [write(&[ACL_PATH]), Action::ReloadXml, Action::ReloadAcl]
+    );
+    assert_eq!(p.cost, Cost::Reload);
+    assert!(
+        p.to_string()
+            .contains("reloadacl — reload, no call dropped\n"),
+        "{p}"
+    );
+}
+
+#[test]
+fn row_profile_setting_rescans_exactly_the_changed_profiles() {
+    let old = two_entries();
+    let mut new = old.clone();
+    set(
+        &mut new,
+        &["sip_profiles", "b", "inbound_codec"],
+        json!("PCMU"),
+    );
+    let p = plan_between(&old, &new);
+    assert_eq!(
+        actions(&p),
+        [
+            write(&["sip_profiles/b-egress.xml", "sip_profiles/b-ingress.xml"]),
+            Action::ReloadXml,
+            rescan("b-egress"),
+            rescan("b-ingress"),
+        ]
+    );
+    assert_eq!(p.cost, Cost::Reload);
+}
+
+#[test]
+fn row_bind_change_restarts_that_profile_and_confirms() {
+    let new = spec_with(|d| {
+        set(
+            d,
+            &["sip_profiles", "test", "egress_sip_port"],
+            json!(15201),
+        )
+    });
+    let p = plan_between(&spec_example(), &new);
+    assert_eq!(
+        actions(&p),
+        [
+            write(&["sip_profiles/test-egress.xml"]),
+            Action::ReloadXml,
+            restart("test-egress", "198.51.100.52:15201"),
+            confirm("test-egress", "198.51.100.52:15201"),
+        ]
+    );
+    assert_eq!(
+        p.cost,
+        Cost::DropsCalls {
+            profiles: vec!["test-egress".into()]
+        }
+    );
+    // The ingress port moves the defaulted egress port with it: both restart.
+    let new = spec_with(|d| {
+        set(
+            d,
+            &["sip_profiles", "test", "ingress_sip_port"],
+            json!(5300),
+        )
+    });
+    let p = plan_between(&spec_example(), &new);
+    let restarts: Vec<_> = p
+        .actions()
+        .filter(|a| matches!(a, Action::RestartProfile { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        restarts,
+        [
+            restart("test-egress", "198.51.100.52:15300"),
+            restart("test-ingress", "198.51.100.52:5300")
+        ]
+    );
+    // An IP change is a bind change too.
+    let new = spec_with(|d| {
+        set(
+            d,
+            &["sip_profiles", "test", "egress_sip_ip"],
+            json!("198.51.100.60"),
+        )
+    });
+    let p = plan_between(&spec_example(), &new);
+    assert!(actions(&p).contains(&restart("test-egress", "198.51.100.60:15200")));
+    assert!(!p
+        .actions()
+        .any(|a| matches!(a, Action::RescanProfile { .. })));
+}
+
+#[test]
+fn row_new_profile_starts_and_confirms() {
+    let old = spec_example();
+    let new = spec_with(|d| {
+        set(
+            d,
+            &["sip_profiles", "new"],
+            json!({ "ingress_sip_ip": "198.51.100.52", "ingress_sip_port": 5300 }),
+        )
+    });
+    let p = plan_between(&old, &new);
+    assert_eq!(
+        actions(&p),
+        [
+            write(&[
+                ACL_PATH,
+                "dialplan/new-egress.xml",
+                "dialplan/new-ingress.xml",
+                "sip_profiles/new-egress.xml",
+                "sip_profiles/new-ingress.xml"
+            ]),
+            Action::ReloadXml,
+            // The new lists are ACLs too: reloadxml alone would not load them.
+            Action::ReloadAcl,
+            start("new-egress", "198.51.100.52:15300"),
+            start("new-ingress", "198.51.100.52:5300"),
+            confirm("new-egress", "198.51.100.52:15300"),
+            confirm("new-ingress", "198.51.100.52:5300"),
+        ]
+    );
+    assert_eq!(p.cost, Cost::Reload);
+}
+
+#[test]
+fn row_removed_or_disabled_profile_stops_first() {
+    let old = two_entries();
+    let mut removed = old.clone();
+    removed["sip_profiles"]
+        .as_object_mut()
+        .expect("object")
+        .remove("b");
+    let mut disabled = old.clone();
+    set(
+        &mut disabled,
+        &["sip_profiles", "b", "disabled"],
+        json!(true),
+    );
+    for new in [removed, disabled] {
+        let p = plan_between(&old, &new);
+        assert_eq!(
+            actions(&p),
+            [
+                stop("b-egress"),
+                stop("b-ingress"),
+                Action::WriteFiles {
+                    write: vec![ACL_PATH.into()],
+                    remove: vec![
+                        "dialplan/b-egress.xml".into(),
+                        "dialplan/b-ingress.xml".into(),
+                        "sip_profiles/b-egress.xml".into(),
+                        "sip_profiles/b-ingress.xml".into()
+                    ],
+                },
+                Action::ReloadXml,
+                Action::ReloadAcl,
+            ]
+        );
+        assert_eq!(
+            p.cost,
+            Cost::DropsCalls {
+                profiles: vec!["b-egress".into(), "b-ingress".into()]
+            }
+        );
+    }
+}
+
+#[test]
+fn row_global_settings_restart_freeswitch_after_draining() {
+    let all_confirms = [
+        confirm("test-egress", "198.51.100.52:15200"),
+        confirm("test-ingress", "198.51.100.52:5200"),
+    ];
+    for (new, file) in [
+        (
+            spec_with(|d| set(d, &["sip_variables", "x"], json!("1"))),
+            VARS_PATH,
+        ),
+        (
+            spec_with(|d| set(d, &["sip_domain_name"], json!("b.example.net"))),
+            VARS_PATH,
+        ),
+        (
+            spec_with(|d| set(d, &["rtp_ip"], json!("198.51.100.52"))),
+            VARS_PATH,
+        ),
+    ] {
+        let p = plan_between(&spec_example(), &new);
+        let a = actions(&p);
+        assert_eq!(a[0], Action::Drain);
+        assert!(
+            matches!(&a[1], Action::WriteFiles { write, .. } if write.contains(&file.to_string()))
+        );
+        assert_eq!(a[2], Action::RestartFreeswitch);
+        assert_eq!(a[3..], all_confirms);
+        assert_eq!(p.cost, Cost::RestartsFreeswitch);
+    }
+    // A changed event-socket secret is a global setting too.
+    let h = host(&spec_example());
+    let old_r = rendering(&h);
+    let mut s = secrets();
+    s.event_socket_password.push('2');
+    let new_r = render(&h, &s).expect("renders");
+    let snap = |r| Snapshot {
+        host: &h,
+        rendering: r,
+    };
+    let p = plan(Some(snap(&old_r)), snap(&new_r));
+    assert!(actions(&p).contains(&Action::RestartFreeswitch));
+    assert!(
+        matches!(&actions(&p)[1], Action::WriteFiles { write, .. } if write == &[EVENT_SOCKET_PATH.to_string()])
+    );
+}
+
+#[test]
+fn restart_subsumes_profile_actions() {
+    let new = spec_with(|d| {
+        set(d, &["sip_variables", "x"], json!("1"));
+        set(
+            d,
+            &["sip_profiles", "test", "egress_sip_port"],
+            json!(15201),
+        );
+        set(d, &["sip_profiles", "test", "inbound_codec"], json!("PCMU"));
+        set(d, &["sip_profiles", "test", "ingress_acl"], json!([]));
+    });
+    let p = plan_between(&spec_example(), &new);
+    assert_eq!(
+        actions(&p)[2..],
+        [
+            Action::RestartFreeswitch,
+            confirm("test-egress", "198.51.100.52:15201"),
+            confirm("test-ingress", "198.51.100.52:5200"),
+        ]
+    );
+    assert_eq!(
+        p.actions().filter(|a| a.esl_command().is_some()).count(),
+        3,
+        "drain and two confirmations only:\n{p}"
+    );
+}
+
+#[test]
+fn row_server_only_on_stops_and_disables_off_renders_enables_starts() {
+    let on = spec_with(|d| set(d, &["server_only"], json!(true)));
+    let p = plan_between(&spec_example(), &on);
+    let a = actions(&p);
+    assert_eq!(
+        a[..3],
+        [
+            Action::Drain,
+            Action::StopFreeswitch,
+            Action::DisableFreeswitch
+        ]
+    );
+    assert!(
+        matches!(&a[3], Action::WriteFiles { write, remove } if write.is_empty() && remove.len() == 8)
+    );
+    assert_eq!(p.cost, Cost::StopsFreeswitch);
+
+    let p = plan_between(&on, &spec_example());
+    let a = actions(&p);
+    assert!(
+        matches!(&a[0], Action::WriteFiles { write, remove } if write.len() == 8 && remove.is_empty())
+    );
+    assert_eq!(
+        a[1..],
+        [
+            Action::EnableFreeswitch,
+            Action::StartFreeswitch,
+            confirm("test-egress", "198.51.100.52:15200"),
+            confirm("test-ingress", "198.51.100.52:5200"),
+        ]
+    );
+    // The service switch behaves the same.
+    let off = spec_with(|d| set(d, &["services", "freeswitch", "enabled"], json!(false)));
+    assert_eq!(
+        actions(&plan_between(&spec_example(), &off))[1],
+        Action::StopFreeswitch
+    );
+    // Staying off costs nothing whatever else changes.
+    let on2 = spec_with(|d| {
+        set(d, &["server_only"], json!(true));
+        set(d, &["sip_variables", "x"], json!("1"));
+    });
+    assert!(plan_between(&on, &on2).is_empty());
+}
+
+#[test]
+fn row_image_version_names_the_upgrade() {
+    let new = spec_with(|d| set(d, &["image", "version"], json!("2026.12.1")));
+    let p = plan_between(&spec_example(), &new);
+    assert_eq!(
+        actions(&p),
+        [Action::Upgrade {
+            version: "2026.12.1".into()
+        }]
+    );
+    assert_eq!(p.cost, Cost::RebootsHost);
+    // Dropping `image` means: stay on the booted version.
+    let none = spec_with(|d| {
+        d.as_object_mut().expect("object").remove("image");
+    });
+    assert!(plan_between(&spec_example(), &none).is_empty());
+}
+
+#[test]
+fn first_apply_loads_everything_afresh() {
+    let h = host(&spec_example());
+    let r = rendering(&h);
+    let p = plan(
+        None,
+        Snapshot {
+            host: &h,
+            rendering: &r,
+        },
+    );
+    let a = actions(&p);
+    assert_eq!(a[0], Action::Drain);
+    assert!(matches!(&a[1], Action::ReplaceFiles { write } if write.len() == 8));
+    assert_eq!(
+        a[2..4],
+        [Action::EnableFreeswitch, Action::RestartFreeswitch]
+    );
+    assert_eq!(
+        a.last(),
+        Some(&Action::Upgrade {
+            version: "2026.11.2".into()
+        })
+    );
+    // From whatever was there before (here: another host's files, running), the model
+    // ends where a fresh start on the new files would.
+    let other = rendering(&host(&two_entries()));
+    let mut fs = ModelFreeswitch::booted(other.tree.clone());
+    fs.apply_plan(&p, &r.tree).expect("the model accepts it");
+    assert_eq!(fs, ModelFreeswitch::expected(&r));
+}
+
+#[test]
+fn combination_is_one_union_in_order() {
+    let old = two_entries();
+    let mut new = old.clone();
+    let sp = new["sip_profiles"].as_object_mut().expect("object");
+    sp.remove("a");
+    sp.insert(
+        "c".into(),
+        json!({ "ingress_sip_ip": "192.0.2.10", "ingress_sip_port": 5080 }),
+    );
+    set(
+        &mut new,
+        &["sip_profiles", "b", "egress_sip_port"],
+        json!(15071),
+    );
+    set(&mut new, &["sip_profiles", "b", "sip_trace"], json!(true));
+    set(&mut new, &["sip_profiles", "b", "ingress_acl"], json!([]));
+    let p = plan_between(&old, &new);
+    let a = actions(&p);
+    assert_eq!(a[..2], [stop("a-egress"), stop("a-ingress")]);
+    assert!(matches!(&a[2], Action::WriteFiles { .. }));
+    assert_eq!(
+        a[3..],
+        [
+            Action::ReloadXml,
+            Action::ReloadAcl,
+            rescan("b-ingress"),
+            restart("b-egress", "192.0.2.10:15071"),
+            start("c-egress", "192.0.2.10:15080"),
+            start("c-ingress", "192.0.2.10:5080"),
+            confirm("b-egress", "192.0.2.10:15071"),
+            confirm("c-egress", "192.0.2.10:15080"),
+            confirm("c-ingress", "192.0.2.10:5080"),
+        ]
+    );
+    assert_eq!(
+        p.cost,
+        Cost::DropsCalls {
+            profiles: vec!["a-egress".into(), "a-ingress".into(), "b-egress".into()]
+        }
+    );
+}
+
+#[test]
+fn swapped_binds_stop_before_and_start_after() {
+    let old = two_entries();
+    let mut new = old.clone();
+    set(
+        &mut new,
+        &["sip_profiles", "a", "ingress_sip_port"],
+        json!(5070),
+    );
+    set(
+        &mut new,
+        &["sip_profiles", "a", "egress_sip_port"],
+        json!(15060),
+    );
+    set(
+        &mut new,
+        &["sip_profiles", "b", "ingress_sip_port"],
+        json!(5060),
+    );
+    set(
+        &mut new,
+        &["sip_profiles", "b", "egress_sip_port"],
+        json!(15070),
+    );
+    // A restart onto an address its neighbour still holds would fail to bind (09c);
+    // the model (and `plan_between`) would catch it.
+    let p = plan_between(&old, &new);
+    let a = actions(&p);
+    assert_eq!(a[..2], [stop("a-ingress"), stop("b-ingress")]);
+    assert!(!a.iter().any(|x| matches!(x, Action::RestartProfile { .. })));
+}
+
+#[test]
+fn handler_changes() {
+    // Another socket: the dialplan only, read at the next call after reloadxml.
+    let new = spec_with(|d| {
+        set(
+            d,
+            &["sip_profiles", "test", "handler"],
+            json!({ "socket": "127.0.0.1:5703" }),
+        )
+    });
+    let p = plan_between(&spec_example(), &new);
+    assert_eq!(
+        actions(&p),
+        [
+            write(&["dialplan/test-egress.xml", "dialplan/test-ingress.xml"]),
+            Action::ReloadXml
+        ]
+    );
+    // A context handler changes the profile's context: rescan; the dialplan files go.
+    let new = spec_with(|d| {
+        set(
+            d,
+            &["sip_profiles", "test", "handler"],
+            json!({ "context": "x" }),
+        )
+    });
+    let p = plan_between(&spec_example(), &new);
+    assert_eq!(
+        actions(&p)[1..],
+        [
+            Action::ReloadXml,
+            rescan("test-egress"),
+            rescan("test-ingress")
+        ]
+    );
+}
+
+#[test]
+fn plan_serializes_for_the_api() {
+    let new = spec_with(|d| {
+        set(
+            d,
+            &["sip_profiles", "test", "egress_sip_port"],
+            json!(15201),
+        )
+    });
+    let p = plan_between(&spec_example(), &new);
+    let v = serde_json::to_value(&p).expect("serializes");
+    assert_eq!(
+        v["cost"],
+        json!({ "kind": "drops_calls", "profiles": ["test-egress"] })
+    );
+    assert_eq!(
+        v["steps"][2],
+        json!({
+            "action": "restart_profile", "profile": "test-egress", "bind": "198.51.100.52:15201",
+            "cost": { "kind": "drops_calls", "profiles": ["test-egress"] },
+            "description": "sofia profile test-egress restart (to bind 198.51.100.52:15201)"
+        })
+    );
+    assert_eq!(
+        p.to_string(),
+        "write sip_profiles/test-egress.xml in /var/lib/ccnq/freeswitch — no effect on calls\n\
+         reloadxml — reload, no call dropped\n\
+         sofia profile test-egress restart (to bind 198.51.100.52:15201) — drops the calls on profile test-egress\n\
+         confirm test-egress RUNNING on 198.51.100.52:15201 (sofia xmlstatus) — no effect on calls\n"
+    );
+}
+
+#[test]
+fn actions_map_to_esl_commands_and_systemd_jobs() {
+    use ccnq_freeswitch::SystemdJob;
+    assert_eq!(
+        stop("x").esl_command().as_deref(),
+        Some("sofia profile x stop")
+    );
+    assert_eq!(
+        rescan("x").esl_command().as_deref(),
+        Some("sofia profile x rescan")
+    );
+    assert_eq!(
+        restart("x", "192.0.2.1:5060").esl_command().as_deref(),
+        Some("sofia profile x restart")
+    );
+    assert_eq!(
+        start("x", "192.0.2.1:5060").esl_command().as_deref(),
+        Some("sofia profile x start")
+    );
+    assert_eq!(
+        Action::ReloadXml.esl_command().as_deref(),
+        Some("reloadxml")
+    );
+    assert_eq!(
+        Action::ReloadAcl.esl_command().as_deref(),
+        Some("reloadacl")
+    );
+    assert_eq!(
+        Action::RestartFreeswitch.systemd(),
+        Some(SystemdJob::Restart)
+    );
+    assert_eq!(Action::StopFreeswitch.systemd(), Some(SystemdJob::Stop));
+    assert_eq!(Action::ReloadXml.systemd(), None);
+    assert_eq!(Action::RestartFreeswitch.esl_command(), None);
+}
