@@ -276,8 +276,9 @@ impl ModelFreeswitch {
                     });
                 }
             }
-            // 07/10: pausing inbound changes nothing configured.
-            Action::Drain => self.need_running()?,
+            // 07/10: pausing inbound changes nothing configured; with FreeSWITCH
+            // stopped there is nothing to drain.
+            Action::Drain => {}
             Action::RestartFreeswitch => self.boot(),
             Action::StartFreeswitch => {
                 // A start job on a running unit does nothing.

@@ -167,8 +167,8 @@ pub enum Action {
         /// The address it must be running on.
         bind: SocketAddr,
     },
-    /// `fsctl pause inbound`, then wait for `show channels count` to reach 0 (or the
-    /// drain deadline).
+    /// If FreeSWITCH runs: `fsctl pause inbound`, then wait for `show channels count` to
+    /// reach 0 (or the drain deadline). Nothing when it is stopped.
     Drain,
     /// systemd restart of FreeSWITCH.
     RestartFreeswitch,
@@ -255,6 +255,9 @@ impl Action {
                     parts.push(format!("remove {}", remove.join(" ")));
                 }
                 format!("{} in {VOLUME_DIR}", parts.join("; "))
+            }
+            Action::ReplaceFiles { write } if write.is_empty() => {
+                format!("remove every file in {VOLUME_DIR}")
             }
             Action::ReplaceFiles { write } => format!(
                 "write {} in {VOLUME_DIR}, removing every other file there",
