@@ -121,6 +121,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .collect();
     drop(server);
 
+    // Handlers first: a SIGTERM that follows READY=1 at once must stop us cleanly, not
+    // kill us with the default action.
+    let signals = Signals::install()?;
     notify::ready("serving the local API");
     log::info!("ready");
 
@@ -136,7 +139,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }));
     }
 
-    wait_for_signal().await?;
+    signals.wait().await;
     log::info!("stopping: finishing in-flight requests (at most {grace:?})");
     notify::stopping();
     daemon.stopping.store(true, Ordering::Relaxed);
@@ -152,13 +155,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM received"),
-        _ = int.recv() => log::info!("SIGINT received"),
+/// SIGTERM (systemd's stop) and SIGINT (a terminal's Ctrl-C), both meaning "stop cleanly".
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => log::info!("SIGTERM received"),
+            _ = self.int.recv() => log::info!("SIGINT received"),
+        }
+    }
 }

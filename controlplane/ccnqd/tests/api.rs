@@ -471,7 +471,20 @@ async fn ready_is_sent_only_once_the_port_accepts_and_sigterm_stops_cleanly() {
     );
     let status = daemon.terminate();
     assert!(status.success(), "{status}");
+    assert!(daemon.wait_for_notify("STOPPING=1"));
     assert!(daemon.log_contains("stopped"));
+}
+
+#[tokio::test]
+async fn the_watchdog_is_fed_while_the_daemon_is_healthy() {
+    let site = Site::new();
+    // systemd passes WatchdogSec as WATCHDOG_USEC; the daemon pings at half of it.
+    let daemon = Daemon::start_with_watchdog(&site.config(true, ""), 400_000);
+    assert!(daemon.wait_for_notify("WATCHDOG=1"), "no watchdog ping");
+    assert!(
+        daemon.wait_for_notify("WATCHDOG=1"),
+        "only one watchdog ping"
+    );
 }
 
 #[tokio::test]

@@ -115,6 +115,9 @@ pub struct Daemon {
     pub stderr: Arc<Mutex<Vec<String>>>,
     /// When READY=1 arrived on the notify socket.
     pub ready_at: Instant,
+    /// The notify socket, still bound: later messages (WATCHDOG=1, STOPPING=1) land here.
+    pub notify: UnixDatagram,
+    _notify_dir: tempfile::TempDir,
 }
 
 pub fn ccnqd_bin() -> PathBuf {
@@ -124,15 +127,31 @@ pub fn ccnqd_bin() -> PathBuf {
 impl Daemon {
     /// Starts the daemon under a notify socket, as systemd would, and waits for READY=1.
     pub fn start(config: &Path) -> Daemon {
+        let mut cmd = Command::new(ccnqd_bin());
+        cmd.arg("--config").arg(config);
+        Daemon::spawn(cmd)
+    }
+
+    /// Starts the daemon as systemd does with `WatchdogSec=`: `WATCHDOG_USEC` set and
+    /// `WATCHDOG_PID` naming the daemon itself (hence the `exec` from a shell).
+    pub fn start_with_watchdog(config: &Path, usec: u64) -> Daemon {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg("WATCHDOG_PID=$$ exec \"$0\" --config \"$1\"")
+            .arg(ccnqd_bin())
+            .arg(config)
+            .env("WATCHDOG_USEC", usec.to_string());
+        Daemon::spawn(cmd)
+    }
+
+    fn spawn(mut command: Command) -> Daemon {
         let notify_dir = tempfile::tempdir().unwrap();
         let notify_path = notify_dir.path().join("notify");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        let mut child = Command::new(ccnqd_bin())
-            .arg("--config")
-            .arg(config)
+        let mut child = command
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("JOURNAL_STREAM")
             .stderr(Stdio::piped())
@@ -169,6 +188,8 @@ impl Daemon {
             addr,
             stderr: lines,
             ready_at,
+            notify,
+            _notify_dir: notify_dir,
         }
     }
 
@@ -180,6 +201,26 @@ impl Daemon {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The next notify message that has `line` as one of its lines, within 10 s.
+    pub fn wait_for_notify(&self, line: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        self.notify
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        while Instant::now() < deadline {
+            if let Ok(n) = self.notify.recv(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == line)
+                {
+                    return true;
+                }
+            }
         }
         false
     }
