@@ -490,8 +490,18 @@ fn profile_xml(host: &Host, p: &SofiaProfile<'_>) -> String {
     out
 }
 
+/// The `socket` application's target. FreeSWITCH (mod_event_socket's `socket_function`)
+/// splits its argument at the *last* `:` and hands the host part to getaddrinfo as it is,
+/// so an IPv6 host goes without brackets (`::1:5702`): `[::1]` would not resolve.
+fn socket_target(handler: &Handler) -> String {
+    match handler {
+        Handler::Socket { host, port } => format!("{host}:{port}"),
+        Handler::Context(_) => String::new(),
+    }
+}
+
 fn dialplan_xml(p: &SofiaProfile<'_>) -> String {
-    let target = p.profile.handler.socket_target().unwrap_or_default();
+    let target = socket_target(&p.profile.handler);
     let mut out = String::from(HEADER);
     let _ = writeln!(out, "<context name=\"{}\">", escape(&p.name));
     out.push_str("  <extension name=\"socket\">\n");

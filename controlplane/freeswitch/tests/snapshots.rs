@@ -136,7 +136,20 @@ fn ipv6() {
             "handler": { "socket": "[::1]:5702" }
         } }
     })));
-    check("ipv6", &rendering(&h).tree);
+    let r = rendering(&h);
+    check("ipv6", &r.tree);
+    // The socket application splits host and port at the last ':' and resolves the
+    // host as written: no brackets.
+    let dp = std::str::from_utf8(r.tree.get("dialplan/v6-ingress.xml").expect("dialplan"))
+        .expect("utf-8");
+    assert!(dp.contains("data=\"::1:5702 async full\""), "{dp}");
+    // sofia's rtp-ip "auto" guesses IPv4 only: an IPv6 profile carries its own address.
+    let sp = std::str::from_utf8(r.tree.get("sip_profiles/v6-egress.xml").expect("profile"))
+        .expect("utf-8");
+    assert!(
+        sp.contains("<param name=\"rtp-ip\" value=\"2001:db8::11\"/>"),
+        "{sp}"
+    );
 }
 
 #[test]
