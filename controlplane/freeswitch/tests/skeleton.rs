@@ -16,8 +16,8 @@ fn skeleton_dir() -> PathBuf {
 /// Test double of FreeSWITCH's preprocessor (switch_xml.c), reduced to what the skeleton
 /// uses: line-based `<X-PRE-PROCESS cmd="include" data="GLOB"/>` (relative paths from the
 /// configuration directory, absolute ones from the volume, here the rendered tree), with
-/// the `<include>`/`</include>` wrappers of included files dropped, and
-/// `cmd="set"` lines consumed into variables.
+/// every line holding `<include>`, `</include>` or `<?` dropped, and `cmd="set"` lines
+/// consumed into variables.
 struct Preprocessor<'a> {
     conf: &'a Path,
     volume: &'a RenderedTree,
@@ -46,6 +46,10 @@ fn glob_match(pattern: &str, path: &str) -> bool {
 impl Preprocessor<'_> {
     fn expand(&mut self, text: &str, out: &mut String) {
         for line in text.lines() {
+            // switch_xml.c drops every line holding one of these, whatever else is on it.
+            if line.contains("<include>") || line.contains("</include>") || line.contains("<?") {
+                continue;
+            }
             if line.contains("<X-PRE-PROCESS") {
                 let data = data_attr(line).to_owned();
                 if line.contains("cmd=\"set\"") {
@@ -91,8 +95,7 @@ impl Preprocessor<'_> {
             }
         }
         for (_, text) in files {
-            let stripped = text.replace("<include>", "").replace("</include>", "");
-            self.expand(&stripped, out);
+            self.expand(&text, out);
         }
     }
 }
