@@ -59,7 +59,9 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..args.connections {
         let tcp = tokio::net::TcpStream::connect(&args.addr).await?;
         tcp.set_nodelay(true)?;
-        let tls = connector.connect(ServerName::try_from("localhost")?, tcp).await?;
+        let tls = connector
+            .connect(ServerName::try_from("localhost")?, tcp)
+            .await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(conn);
         senders.push(sender);
