@@ -99,21 +99,47 @@ mod tests {
         assert!(matches!(err, VolumeError::NotADirectory(_)));
     }
 
+    /// A read-only tmpfs mounted for the test, unmounted when dropped.
+    pub struct ReadOnlyMount(pub tempfile::TempDir);
+
+    impl ReadOnlyMount {
+        /// Needs root (the appliance's and CI's case); elsewhere `None`, unless `CI` is
+        /// set, where missing privileges are a failure rather than a skip.
+        pub fn new() -> Option<ReadOnlyMount> {
+            let dir = tempfile::tempdir().unwrap();
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "cannot mount a read-only tmpfs in CI"
+                );
+                eprintln!("SKIPPED: mounting a read-only tmpfs needs root");
+                return None;
+            }
+            Some(ReadOnlyMount(dir))
+        }
+    }
+
+    impl Drop for ReadOnlyMount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
     #[test]
     fn a_read_only_mount_is_refused() {
-        // /proc/sys is mounted read-only in most containers, /sys on many hosts; sysfs
-        // and procfs refuse writes either way. Find one that really is read-only here.
-        let candidates = ["/proc/sys", "/sys", "/sys/fs/cgroup"];
-        let Some(ro) = candidates
-            .iter()
-            .map(Path::new)
-            .find(|p| usage(p).map(|u| u.read_only).unwrap_or(false))
-        else {
-            eprintln!("no read-only mount on this machine to test with; covered by the VM tests");
+        let Some(ro) = ReadOnlyMount::new() else {
             return;
         };
-        let err = check_writable(ro).unwrap_err();
+        assert!(usage(ro.0.path()).unwrap().read_only);
+        let err = check_writable(ro.0.path()).unwrap_err();
         assert!(matches!(err, VolumeError::ReadOnly(_)), "{err}");
-        assert!(err.to_string().contains("read-only mount"));
+        assert!(err.to_string().contains("is on a read-only mount"), "{err}");
     }
 }

@@ -542,6 +542,38 @@ fn a_missing_data_directory_stops_the_daemon() {
     );
 }
 
+#[test]
+fn a_read_only_data_directory_stops_the_daemon() {
+    let site = Site::new();
+    let path = site.config(true, "");
+    let data = site.path("data");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+        .arg(&data)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "cannot mount a read-only tmpfs in CI"
+        );
+        eprintln!("SKIPPED: mounting a read-only tmpfs needs root");
+        return;
+    }
+    let out = std::process::Command::new(common::ccnqd_bin())
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::process::Command::new("umount").arg(&data).status();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is on a read-only mount (it must be on the writable data volume)"),
+        "{stderr}"
+    );
+}
+
 fn audit_entries(site: &Site) -> Vec<serde_json::Value> {
     std::fs::read_to_string(site.path("data/audit.log"))
         .unwrap_or_default()
