@@ -7,7 +7,6 @@
 
 use crate::config::Token;
 use ccnq_api::Role;
-use sha2::{Digest, Sha256};
 
 /// How a caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +70,7 @@ pub fn from_bearer(header: &str, tokens: &[Token]) -> Result<Caller, TokenError>
     if !scheme.eq_ignore_ascii_case("bearer") || secret.trim().is_empty() {
         return Err(TokenError::Malformed);
     }
-    let digest: [u8; 32] = Sha256::digest(secret.trim().as_bytes()).into();
+    let digest = ccnq_pki::token_digest(secret);
     // Compare every hash in full: the time taken says nothing about which one was close.
     let mut found = None;
     for token in tokens {
@@ -96,12 +95,10 @@ mod tests {
     use super::*;
 
     fn token(name: &str, role: Role, secret: &str) -> Token {
-        let mut sha256 = [0u8; 32];
-        hex::decode_to_slice(ccnq_pki::token_hash(secret), &mut sha256).unwrap();
         Token {
             name: name.into(),
             role,
-            sha256,
+            sha256: ccnq_pki::token_digest(secret),
         }
     }
 

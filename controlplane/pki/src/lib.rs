@@ -282,10 +282,16 @@ pub fn new_token() -> std::io::Result<String> {
 /// Tokens are 256-bit random secrets, so a fast hash is enough to make a leaked
 /// configuration useless; a password hash would only slow every request.
 pub fn token_hash(secret: &str) -> String {
-    Sha256::digest(secret.trim().as_bytes())
+    token_digest(secret)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The SHA-256 of a token secret, surrounding white space ignored (a token read from a
+/// file keeps its newline): what the daemon compares against the configured hashes.
+pub fn token_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.trim().as_bytes()).into()
 }
 
 #[cfg(test)]
