@@ -358,20 +358,15 @@ async fn tls11_client_is_refused_and_tls12_is_served() {
     assert!(daemon.wait_for_log("TLS handshake refused: peer is incompatible: Tls12NotOffered"));
 
     // The same server does speak TLS 1.2 to a client that offers it.
-    let config = common::client_config(
+    let tls = common::connect(
         &site,
+        daemon.addr,
         &Auth::Cert(&site.admin),
         &[&rustls::version::TLS12],
         &[b"http/1.1"],
-    );
-    let tcp = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    )
+    .await
+    .unwrap();
     assert_eq!(
         tls.get_ref().1.protocol_version(),
         Some(rustls::ProtocolVersion::TLSv1_2)
@@ -382,20 +377,15 @@ async fn tls11_client_is_refused_and_tls12_is_served() {
 async fn http2_is_negotiated_by_alpn() {
     let site = Site::new();
     let daemon = Daemon::start(&site.config(true, ""));
-    let config = common::client_config(
+    let tls = common::connect(
         &site,
+        daemon.addr,
         &Auth::Cert(&site.admin),
         &[&rustls::version::TLS13],
         &[b"h2", b"http/1.1"],
-    );
-    let tcp = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    )
+    .await
+    .unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (mut sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
@@ -429,20 +419,15 @@ async fn handshake_timeout_and_connection_limit_close_connections() {
     assert!(daemon.wait_for_log("TLS handshake timed out"));
 
     // With one connection held open, a second is closed at once.
-    let config = common::client_config(
+    let held = common::connect(
         &site,
+        daemon.addr,
         &Auth::Cert(&site.admin),
         &[&rustls::version::TLS13],
         &[b"http/1.1"],
-    );
-    let tcp = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
-    let held = tokio_rustls::TlsConnector::from(config)
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    )
+    .await
+    .unwrap();
     let err = request(
         &site,
         daemon.addr,

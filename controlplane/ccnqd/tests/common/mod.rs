@@ -284,6 +284,24 @@ pub fn client_config(
     Arc::new(config)
 }
 
+/// A TLS connection to the daemon as `localhost`, offering `versions` and `alpn`.
+pub async fn connect(
+    site: &Site,
+    addr: SocketAddr,
+    auth: &Auth<'_>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let config = client_config(site, auth, versions, alpn);
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))
+}
+
 /// What came back from one request.
 #[derive(Debug)]
 pub struct Answer {
@@ -302,19 +320,8 @@ pub async fn request(
     path: &str,
     body: Option<&str>,
 ) -> Result<Answer, String> {
-    let config = client_config(
-        site,
-        &auth,
-        &[&rustls::version::TLS13, &rustls::version::TLS12],
-        &[b"http/1.1"],
-    );
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let tls = connect(site, addr, &auth, &versions, &[b"http/1.1"]).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| e.to_string())?;
