@@ -2,7 +2,9 @@
 //! and the XML are passed in, nothing here does I/O).
 //!
 //! What it models, each point seen in `shared/fixtures/freeswitch-esl-apply/`:
-//! - profiles run in the order they were started (`sofia status` lists them so);
+//! - `sofia status` lists profiles in the order they were started (FreeSWITCH's order is
+//!   its hash table's; in the recordings a profile started later comes last, a restarted
+//!   one keeps its place);
 //! - `start` answers success at once; the bind happens afterwards and, if the address is
 //!   not local or its port is taken by another profile, the profile simply never appears
 //!   (`09a`, `09c`);
