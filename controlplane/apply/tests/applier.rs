@@ -1,0 +1,646 @@
+//! The applier against its real neighbours: plans made by the real planner from host
+//! documents rendered by the real renderer, files installed by the real [`FileStore`],
+//! systemd jobs run by a real systemd (an nspawn container, on a stand-in unit that
+//! counts its starts), and the event socket served by `ccnq-esl-peer`, the FreeSWITCH
+//! test double checked against the recordings, which reads the installed
+//! `sip_profiles/*.xml` through the store's link as FreeSWITCH does.
+
+mod common;
+
+use ccnq_apply::{Applier, ApplyOptions, ApplyReport, FileStore, Outcome, Progress, Services};
+use ccnq_esl_peer::{Peer, PeerConfig};
+use ccnq_freeswitch::{
+    plan, render, Action, Plan, RenderedTree, Rendering, Secrets, Snapshot, SystemdJob,
+};
+use ccnq_systemd::Systemd;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const FQDN: &str = "sbc1.example.net";
+
+fn base() -> Value {
+    json!({
+        "_id": format!("host:{FQDN}"),
+        "_rev": "1-a",
+        "type": "host",
+        "host": FQDN,
+        "interfaces": { "primary": { "ipv4": "127.0.0.1" } },
+        "sip_domain_name": "a.phone.example.net",
+        "sip_profiles": {
+            "test": {
+                "ingress_sip_ip": "127.0.0.1",
+                "ingress_sip_port": 5200,
+                "egress_sip_port": 15200,
+                "ingress_acl": ["127.0.0.1/32"],
+                "egress_acl": ["127.0.0.1/32"]
+            },
+            "other": {
+                "ingress_sip_ip": "127.0.0.1",
+                "ingress_sip_port": 5400,
+                "egress_sip_port": 15400
+            }
+        }
+    })
+}
+
+/// `base()` changed by `f`, as revision `rev`.
+fn changed(rev: &str, f: impl FnOnce(&mut Value)) -> Value {
+    let mut d = base();
+    f(&mut d);
+    d["_rev"] = json!(rev);
+    d
+}
+
+fn secrets() -> Secrets {
+    Secrets {
+        event_socket_password: "ClueCon".into(),
+    }
+}
+
+fn host(doc: &Value) -> ccnq_model::Host {
+    ccnq_model::validate(doc, FQDN)
+        .unwrap_or_else(|e| panic!("invalid test document: {e:?}"))
+        .host
+}
+
+fn rendering(doc: &Value) -> Rendering {
+    render(&host(doc), &secrets()).expect("renders")
+}
+
+fn plan_between(old: &Value, new: &Value) -> Plan {
+    let (oh, nh) = (host(old), host(new));
+    let (or, nr) = (rendering(old), rendering(new));
+    plan(
+        Some(Snapshot {
+            host: &oh,
+            rendering: &or,
+        }),
+        Snapshot {
+            host: &nh,
+            rendering: &nr,
+        },
+    )
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+/// The real systemd, observed: each job is recorded with how many event-socket
+/// commands FreeSWITCH had received when it was asked for, then run for real.
+struct Observed {
+    systemd: Systemd,
+    peer: Arc<Peer>,
+    jobs: Arc<Mutex<Vec<(SystemdJob, usize)>>>,
+}
+
+impl Services for Observed {
+    async fn job(&self, unit: &str, job: SystemdJob) -> Result<String, String> {
+        let seen = self.peer.commands().len();
+        self.jobs.lock().unwrap().push((job, seen));
+        self.systemd.job(unit, job).await
+    }
+
+    async fn is_active(&self, unit: &str) -> Result<bool, String> {
+        self.systemd.is_active(unit).await
+    }
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    data_dir: PathBuf,
+    peer: Arc<Peer>,
+    name: String,
+    jobs: Arc<Mutex<Vec<(SystemdJob, usize)>>>,
+    applier: Applier<Observed>,
+}
+
+struct Setup {
+    channels: Vec<u64>,
+    active: bool,
+    confirm_deadline: Duration,
+    drain_deadline: Duration,
+    /// Whether the stand-in unit can be enabled.
+    install_section: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            channels: vec![0],
+            active: true,
+            confirm_deadline: Duration::from_secs(10),
+            drain_deadline: Duration::from_secs(10),
+            install_section: true,
+        }
+    }
+}
+
+/// `base()` applied (installed, FreeSWITCH booted on it), FreeSWITCH's unit `name`
+/// running or not.
+async fn fixture(name: &str, setup: Setup) -> Fixture {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data_dir = tmp.path().to_owned();
+    let mut store = FileStore::open(&data_dir).expect("open store");
+    let doc = base();
+    store
+        .install(&rendering(&doc).tree, &doc, "1-a")
+        .expect("install the base");
+    let peer = Arc::new(
+        Peer::start(PeerConfig {
+            conf_dir: Some(data_dir.join("freeswitch")),
+            channels: setup.channels,
+            ..PeerConfig::default()
+        })
+        .await
+        .expect("start the event-socket peer"),
+    );
+    let c = common::container();
+    let systemd = c.connect().await;
+    let unit = c
+        .install_freeswitch_standin(&systemd, name, setup.install_section)
+        .await;
+    if setup.active {
+        assert_eq!(systemd.start(&unit).await.unwrap().as_str(), "done");
+    }
+    let jobs = Arc::new(Mutex::new(Vec::new()));
+    let options = ApplyOptions {
+        esl_addr: peer.addr(),
+        command_timeout: Duration::from_secs(5),
+        confirm_deadline: setup.confirm_deadline,
+        poll_interval: Duration::from_millis(50),
+        unit,
+        ..ApplyOptions::new("ClueCon", setup.drain_deadline)
+    };
+    let services = Observed {
+        systemd,
+        peer: peer.clone(),
+        jobs: jobs.clone(),
+    };
+    Fixture {
+        _tmp: tmp,
+        data_dir,
+        peer,
+        name: name.to_owned(),
+        jobs,
+        applier: Applier::new(store, services, options),
+    }
+}
+
+impl Fixture {
+    /// Plans `base()` → `new` and applies it with `rendering` (normally `new`'s).
+    async fn apply_with(
+        &mut self,
+        new: &Value,
+        rendering: &Rendering,
+    ) -> (Plan, ApplyReport, Vec<Progress>) {
+        self.apply_plan(plan_between(&base(), new), new, rendering)
+            .await
+    }
+
+    async fn apply_plan(
+        &mut self,
+        plan: Plan,
+        new: &Value,
+        rendering: &Rendering,
+    ) -> (Plan, ApplyReport, Vec<Progress>) {
+        let seen = Mutex::new(Vec::new());
+        let rev = new["_rev"].as_str().unwrap().to_owned();
+        let report = self
+            .applier
+            .apply(&plan, rendering, new, &rev, &|p| {
+                seen.lock().unwrap().push(p)
+            })
+            .await;
+        eprintln!(
+            "plan:\n{plan}report: {}",
+            serde_json::to_string_pretty(&report).unwrap()
+        );
+        (plan, report, seen.into_inner().unwrap())
+    }
+
+    async fn apply(&mut self, new: &Value) -> (Plan, ApplyReport, Vec<Progress>) {
+        self.apply_with(new, &rendering(new)).await
+    }
+
+    fn installed_rev(&self) -> String {
+        self.applier.store().current().unwrap().unwrap().rev
+    }
+
+    fn installed_tree(&self) -> RenderedTree {
+        self.applier.store().current().unwrap().unwrap().tree
+    }
+
+    fn running(&self, profile: &str) -> Option<(SocketAddr, bool)> {
+        self.peer
+            .profiles()
+            .into_iter()
+            .find(|(n, _, _)| n == profile)
+            .map(|(_, a, r)| (a, r))
+    }
+}
+
+fn step_of(plan: &Plan, pred: impl Fn(&Action) -> bool) -> usize {
+    plan.steps
+        .iter()
+        .position(|s| pred(&s.action))
+        .expect("the plan has that step")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_only_change_costs_reloadxml_then_reloadacl() {
+    let mut f = fixture("fs-acl", Setup::default()).await;
+    let new = changed("2-b", |d| {
+        d["sip_profiles"]["test"]["ingress_acl"] = json!(["127.0.0.1/32", "127.0.0.3/32"])
+    });
+    let (_, report, _) = f.apply(&new).await;
+    assert_eq!(report.outcome, Outcome::Ok);
+    assert_eq!(f.peer.commands(), ["reloadxml", "reloadacl"]);
+    assert_eq!(f.installed_rev(), "2-b");
+    assert_eq!(f.installed_tree(), rendering(&new).tree);
+    let replies: Vec<_> = report
+        .actions
+        .iter()
+        .filter_map(|a| a.reply.clone())
+        .collect();
+    assert!(replies.contains(&"+OK [Success]".to_owned()), "{replies:?}");
+    assert!(
+        replies.contains(&"+OK acl reloaded".to_owned()),
+        "{replies:?}"
+    );
+    assert!(f.jobs.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_settings_change_rescans_that_profile_only() {
+    let mut f = fixture("fs-rescan", Setup::default()).await;
+    let new = changed("2-b", |d| {
+        d["sip_profiles"]["test"]["inbound_codec"] = json!("PCMU");
+    });
+    let (_, report, _) = f.apply(&new).await;
+    assert_eq!(report.outcome, Outcome::Ok);
+    // Document profile `test` is two sofia profiles; `other` is left alone.
+    assert_eq!(
+        f.peer.commands(),
+        [
+            "reloadxml",
+            "sofia profile test-egress rescan",
+            "sofia profile test-ingress rescan"
+        ]
+    );
+    assert_eq!(f.installed_rev(), "2-b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_change_restarts_after_the_ten_second_wait_then_confirms() {
+    let mut f = fixture("fs-bind", Setup::default()).await;
+    // Up for 8 s: FreeSWITCH refuses the restart for 2 more.
+    f.peer.preload_profile(
+        "test-ingress",
+        addr("127.0.0.1:5200"),
+        Duration::from_secs(8),
+    );
+    let new = changed("2-b", |d| {
+        d["sip_profiles"]["test"]["ingress_sip_port"] = json!(5201)
+    });
+    let (plan, report, progress) = f.apply(&new).await;
+    assert_eq!(report.outcome, Outcome::Ok);
+    assert!(plan
+        .actions()
+        .any(|a| matches!(a, Action::RestartProfile { profile, .. } if profile == "test-ingress")));
+    let cmds = f.peer.commands();
+    assert_eq!(
+        cmds[..3],
+        [
+            "reloadxml",
+            "sofia profile test-ingress restart",
+            "sofia profile test-ingress restart"
+        ]
+    );
+    assert!(
+        cmds.len() > 3 && cmds[3..].iter().all(|c| c == "sofia xmlstatus"),
+        "{cmds:?}"
+    );
+    match progress.as_slice() {
+        [Progress::WaitingForProfile { profile, seconds }] => {
+            assert_eq!(profile, "test-ingress");
+            assert!((1..=2).contains(seconds), "{seconds}");
+        }
+        other => panic!("expected one wait for test-ingress, got {other:?}"),
+    }
+    let restart = report
+        .actions
+        .iter()
+        .find(|a| a.command.as_deref() == Some("sofia profile test-ingress restart"))
+        .unwrap();
+    assert_eq!(
+        restart.reply.as_deref(),
+        Some("Reload XML [Success]\nrestarting: test-ingress")
+    );
+    assert!(restart.note.as_deref().unwrap().contains("refused 1 time"));
+    assert_eq!(
+        f.running("test-ingress"),
+        Some((addr("127.0.0.1:5201"), true))
+    );
+    assert_eq!(f.installed_rev(), "2-b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_profile_is_started_and_confirmed() {
+    let mut f = fixture("fs-new", Setup::default()).await;
+    let new = changed("2-b", |d| {
+        d["sip_profiles"]["new"] = json!({
+            "ingress_sip_ip": "127.0.0.1", "ingress_sip_port": 5300, "egress_sip_port": 15300
+        })
+    });
+    let (_, report, _) = f.apply(&new).await;
+    assert_eq!(report.outcome, Outcome::Ok);
+    let cmds = f.peer.commands();
+    // A new profile brings its ACL lists: reloadacl too.
+    assert_eq!(
+        cmds[..4],
+        [
+            "reloadxml",
+            "reloadacl",
+            "sofia profile new-egress start",
+            "sofia profile new-ingress start"
+        ]
+    );
+    assert!(cmds[4..].iter().all(|c| c == "sofia xmlstatus") && cmds.len() > 4);
+    assert_eq!(
+        f.running("new-ingress"),
+        Some((addr("127.0.0.1:5300"), true))
+    );
+    assert_eq!(
+        f.running("new-egress"),
+        Some((addr("127.0.0.1:15300"), true))
+    );
+    assert_eq!(f.installed_rev(), "2-b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_failure_fails_rolls_the_files_back_and_reloads_them() {
+    let mut f = fixture(
+        "fs-bindfail",
+        Setup {
+            confirm_deadline: Duration::from_secs(1),
+            ..Setup::default()
+        },
+    )
+    .await;
+    // 192.0.2.123 is not an address of this host: `start` answers success, the bind fails.
+    let new = changed("2-b", |d| {
+        d["sip_profiles"]["bad"] = json!({
+            "ingress_sip_ip": "192.0.2.123", "ingress_sip_port": 5500, "egress_sip_port": 15500
+        })
+    });
+    let (plan, report, _) = f.apply(&new).await;
+    let confirm = step_of(&plan, |a| matches!(a, Action::ConfirmProfile { .. }));
+    match &report.outcome {
+        Outcome::Failed {
+            step,
+            action,
+            reason,
+        } => {
+            assert_eq!(*step, confirm);
+            assert_eq!(*action, plan.steps[confirm].description);
+            assert!(
+                reason.contains("is not listed in sofia xmlstatus"),
+                "{reason}"
+            );
+        }
+        Outcome::Ok => panic!("a profile that never bound was reported applied"),
+    }
+    // The new ACL lists were loaded before the failure: the rollback loads the old ones
+    // again, and sends nothing else.
+    let cmds = f.peer.commands();
+    assert_eq!(
+        cmds[cmds.len() - 3..],
+        ["sofia xmlstatus", "reloadxml", "reloadacl"],
+        "{cmds:?}"
+    );
+    let after_confirm = report
+        .actions
+        .iter()
+        .filter(|a| a.step.is_some_and(|s| s > confirm))
+        .count();
+    assert_eq!(after_confirm, 0);
+    let rollback = report
+        .actions
+        .iter()
+        .filter(|a| a.step.is_none())
+        .collect::<Vec<_>>();
+    assert_eq!(rollback.len(), 3, "{rollback:?}");
+    assert!(rollback.iter().all(|a| a.ok));
+    assert_eq!(rollback[0].reply.as_deref(), Some("generation 1"));
+    assert_eq!(rollback[1].reply.as_deref(), Some("+OK [Success]"));
+    assert_eq!(rollback[2].reply.as_deref(), Some("+OK acl reloaded"));
+    assert_eq!(f.installed_rev(), "1-a");
+    assert_eq!(f.installed_tree(), rendering(&base()).tree);
+    assert!(!f
+        .data_dir
+        .join("freeswitch/sip_profiles/bad-ingress.xml")
+        .exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloadxml_parse_error_fails_and_keeps_the_previous_generation() {
+    let mut f = fixture("fs-parse", Setup::default()).await;
+    let new = changed("2-b", |d| {
+        d["sip_profiles"]["test"]["ingress_acl"] = json!(["127.0.0.1/32", "127.0.0.3/32"])
+    });
+    // Files FreeSWITCH cannot parse (as a renderer bug would write them).
+    let mut broken = rendering(&new);
+    broken.tree = broken
+        .tree
+        .iter()
+        .map(|(p, b)| {
+            let b = if p == "sip_profiles/test-ingress.xml" {
+                b"<profile name=\"test-ingress\"><settings>".to_vec()
+            } else {
+                b.to_vec()
+            };
+            (p.to_owned(), b)
+        })
+        .collect();
+    let (plan, report, _) = f.apply_with(&new, &broken).await;
+    let reload = step_of(&plan, |a| *a == Action::ReloadXml);
+    match &report.outcome {
+        Outcome::Failed { step, reason, .. } => {
+            assert_eq!(*step, reload);
+            assert!(
+                reason.starts_with("+OK [") && reason != "+OK [Success]",
+                "{reason}"
+            );
+        }
+        Outcome::Ok => panic!("a failed reloadxml was reported applied"),
+    }
+    // reloadacl is never sent; the rollback's reloadxml reads the good files again.
+    assert_eq!(f.peer.commands(), ["reloadxml", "reloadxml"]);
+    let last = report.actions.last().unwrap();
+    assert_eq!(
+        (last.step, last.reply.as_deref(), last.ok),
+        (None, Some("+OK [Success]"), true)
+    );
+    assert_eq!(f.installed_rev(), "1-a");
+    assert_eq!(f.installed_tree(), rendering(&base()).tree);
+    assert_eq!(f.applier.store().previous_generation(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_waits_for_the_last_call_then_restarts_freeswitch_once() {
+    let mut f = fixture(
+        "fs-drain",
+        Setup {
+            channels: vec![3, 2, 1, 0],
+            ..Setup::default()
+        },
+    )
+    .await;
+    // A global variable is read at start-up only: FreeSWITCH restarts, after a drain.
+    let new = changed("2-b", |d| d["sip_variables"] = json!({ "ccnq_test": "1" }));
+    let (plan, report, progress) = f.apply(&new).await;
+    assert_eq!(plan.steps[0].action, Action::Drain, "plan:\n{plan}");
+    assert_eq!(report.outcome, Outcome::Ok);
+    assert_eq!(
+        progress,
+        [3, 2, 1, 0].map(|calls| Progress::Draining { calls })
+    );
+    let cmds = f.peer.commands();
+    assert_eq!(
+        cmds[..5],
+        [
+            "fsctl pause inbound",
+            "show channels count",
+            "show channels count",
+            "show channels count",
+            "show channels count"
+        ]
+    );
+    // Then only the confirmations: no resume, the restarted FreeSWITCH is not paused.
+    assert!(cmds[5..].iter().all(|c| c == "sofia xmlstatus"), "{cmds:?}");
+    // One restart, asked for once the count read 0 (after those 5 commands).
+    assert_eq!(*f.jobs.lock().unwrap(), [(SystemdJob::Restart, 5)]);
+    assert_eq!(
+        common::container().starts(&f.name),
+        2,
+        "setup's start and the restart"
+    );
+    assert_eq!(f.installed_rev(), "2-b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_deadline_reached_proceeds_and_says_so() {
+    let mut f = fixture(
+        "fs-deadline",
+        Setup {
+            channels: vec![2],
+            drain_deadline: Duration::from_millis(300),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let new = changed("2-b", |d| d["sip_variables"] = json!({ "ccnq_test": "1" }));
+    let (_, report, progress) = f.apply(&new).await;
+    assert_eq!(report.outcome, Outcome::Ok);
+    assert!(progress
+        .iter()
+        .all(|p| *p == Progress::Draining { calls: 2 }));
+    let drain = &report.actions[0];
+    assert_eq!(drain.reply.as_deref(), Some("2 calls"));
+    assert!(
+        drain.note.as_deref().unwrap().contains("deadline"),
+        "{drain:?}"
+    );
+    assert_eq!(f.jobs.lock().unwrap().len(), 1);
+    assert_eq!(common::container().starts(&f.name), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_freeswitch_stopped_the_files_are_installed_and_nothing_is_sent() {
+    let mut f = fixture(
+        "fs-inactive",
+        Setup {
+            active: false,
+            ..Setup::default()
+        },
+    )
+    .await;
+    let new = changed("2-b", |d| {
+        d["sip_profiles"]["test"]["ingress_acl"] = json!(["127.0.0.1/32", "127.0.0.3/32"]);
+        d["image"] = json!({ "version": "2026.11.2" });
+    });
+    let (plan, report, _) = f.apply(&new).await;
+    assert_eq!(report.outcome, Outcome::Ok);
+    assert!(f.peer.commands().is_empty(), "{:?}", f.peer.commands());
+    assert_eq!(f.installed_rev(), "2-b");
+    assert_eq!(report.actions.len(), plan.steps.len());
+    for (a, s) in report.actions.iter().zip(&plan.steps) {
+        match &s.action {
+            Action::WriteFiles { .. } => assert!(a.ok && a.note.is_some()),
+            Action::ReloadXml | Action::ReloadAcl => {
+                assert!(a
+                    .note
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("skipped: FreeSWITCH is not running"))
+            }
+            Action::Upgrade { .. } => {
+                assert!(a.note.as_deref().unwrap().contains("not implemented yet"))
+            }
+            other => panic!("unexpected step {other:?}"),
+        }
+    }
+    assert_eq!(common::container().starts(&f.name), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_a_drain_rolls_back_and_resumes_inbound_calls() {
+    let mut f = fixture(
+        "fs-noinstall",
+        Setup {
+            channels: vec![1, 0],
+            install_section: false,
+            ..Setup::default()
+        },
+    )
+    .await;
+    // Nothing known applied (first boot): drain, replace every file, enable, restart.
+    // The unit cannot be enabled, so the apply fails with FreeSWITCH still running,
+    // paused: the rollback reloads the old files and calls are taken again.
+    let new = changed("2-b", |d| d["sip_variables"] = json!({ "ccnq_test": "1" }));
+    let (nh, nr) = (host(&new), rendering(&new));
+    let first = plan(
+        None,
+        Snapshot {
+            host: &nh,
+            rendering: &nr,
+        },
+    );
+    let enable = step_of(&first, |a| *a == Action::EnableFreeswitch);
+    let (_, report, _) = f.apply_plan(first, &new, &nr).await;
+    match &report.outcome {
+        Outcome::Failed { step, reason, .. } => {
+            assert_eq!(*step, enable);
+            assert!(reason.contains("no [Install] section"), "{reason}");
+        }
+        Outcome::Ok => panic!("a failed enable was reported applied"),
+    }
+    assert_eq!(
+        f.peer.commands(),
+        [
+            "fsctl pause inbound",
+            "show channels count",
+            "show channels count",
+            "reloadxml",
+            "fsctl resume inbound"
+        ]
+    );
+    assert!(!f.peer.paused());
+    assert_eq!(*f.jobs.lock().unwrap(), [(SystemdJob::Enable, 3)]);
+    assert_eq!(common::container().starts(&f.name), 1, "never restarted");
+    assert_eq!(f.installed_rev(), "1-a");
+}
