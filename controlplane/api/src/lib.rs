@@ -94,6 +94,145 @@ pub struct ConfigState {
     pub applied_rev: Option<String>,
 }
 
+/// `GET /v1/config`: where the host stands with its configuration document, in full.
+///
+/// The same facts go into the `status:<fqdn>` document in CouchDB; this is the on-box
+/// view, which also answers when CouchDB does not.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ConfigReport {
+    /// The followed document (`host:<fqdn>`); absent when the daemon follows none.
+    pub document: Option<String>,
+    /// `not-following` (no `[couchdb]` in ccnqd.toml), `waiting` (no revision seen yet),
+    /// `ok`, `failed` (the last attempt failed; the configuration in force is kept) or
+    /// `pending` (an apply runs and waits for something, named in `reason`).
+    pub state: String,
+    /// Why the state is what it is (`failed`, `pending`); absent when `ok`.
+    pub reason: Option<String>,
+    /// The newest revision of the document seen.
+    pub desired_rev: Option<String>,
+    /// What is in force.
+    pub applied: Option<AppliedPoint>,
+    /// The last apply attempt, successful or not.
+    pub last: Option<Attempt>,
+    /// The changes feed from the local CouchDB.
+    pub feed: FeedState,
+    /// The `_replicator` documents, when a central database is configured.
+    pub replication: Option<ReplicationState>,
+    /// Apply attempts since the daemon started (each reached the apply step with a valid
+    /// document). Revisions of other documents never count.
+    pub attempts: u64,
+}
+
+/// A revision in force: the document revision, its feed sequence and when it was applied.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct AppliedPoint {
+    pub rev: String,
+    /// The `_changes` sequence it came with (opaque: a string in CouchDB, a number in
+    /// pouchdb-server); absent when it came from the start-up read of the document.
+    pub seq: Option<serde_json::Value>,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// One attempt to bring the host to a revision.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct Attempt {
+    pub rev: Option<String>,
+    /// `ok`, `failed` or `pending`.
+    pub result: String,
+    pub reason: Option<String>,
+    /// Every validation error, each with the JSON path of the offending value.
+    pub errors: Vec<FieldNote>,
+    /// Accepted oddities (unknown fields kept and ignored, …).
+    pub warnings: Vec<FieldNote>,
+    /// The actions taken, in order, each with its command, reply and duration.
+    pub actions: Vec<serde_json::Value>,
+    /// RFC 3339: when the attempt ended (or, while pending, began).
+    pub at: String,
+}
+
+/// A remark about one field of the host document.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct FieldNote {
+    /// JSON path, e.g. `sip_profiles.test.ingress_acl[1]`.
+    pub path: String,
+    pub reason: String,
+}
+
+/// The changes feed as the follower sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct FeedState {
+    /// `off`, `connecting`, `connected`, `disconnected`, `database-missing` or
+    /// `credentials-refused`.
+    pub state: String,
+    /// RFC 3339: since when.
+    pub since: String,
+    /// What went wrong, in CouchDB's or the network's words.
+    pub detail: Option<String>,
+    /// The last problem seen, kept after recovery so an operator can see what happened.
+    pub last_problem: Option<String>,
+}
+
+/// The replication documents as last checked.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ReplicationState {
+    /// `ok` or `failed`.
+    pub state: String,
+    /// What the last check did (`unchanged`, `created …`, `repaired …`) or why it failed.
+    pub detail: String,
+    /// RFC 3339.
+    pub checked_at: String,
+}
+
+/// `GET /v1/config/plan` and `POST /v1/config/plan`: what applying a document would do
+/// now, from the configuration in force, without doing it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct PlanPreview {
+    /// The document's `_id`, if it has one.
+    pub document: Option<String>,
+    /// The revision in force, the plan's starting point (`None`: nothing known applied;
+    /// the plan then replaces everything).
+    pub from_rev: Option<String>,
+    /// The previewed document's `_rev`, if it has one.
+    pub to_rev: Option<String>,
+    /// Whether the document would be applied at all.
+    pub valid: bool,
+    /// Every reason it would be refused, each with its JSON path.
+    pub errors: Vec<FieldNote>,
+    pub warnings: Vec<FieldNote>,
+    /// The worst step's cost; absent for an invalid document.
+    pub cost: Option<PlanCost>,
+    /// In order.
+    pub steps: Vec<PlanStep>,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct PlanStep {
+    /// `reload_xml`, `rescan_profile`, `restart_profile`, `drain`, `restart_freeswitch`, …
+    pub action: String,
+    pub description: String,
+    /// The event-socket command or systemd job it sends, if any.
+    pub command: Option<String>,
+    pub cost: PlanCost,
+    /// The action's own fields (profile, bind address, files…).
+    pub detail: serde_json::Value,
+}
+
+/// What a step costs the calls in progress.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct PlanCost {
+    /// `no_effect`, `reload`, `refuses_new_calls`, `drops_calls`, `restarts_freeswitch`,
+    /// `stops_freeswitch` or `reboots_host`.
+    pub kind: String,
+    /// For `drops_calls`: whose calls.
+    pub profiles: Vec<String>,
+    /// For people.
+    pub description: String,
+}
+
 /// A mounted volume and its free space.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct Volume {

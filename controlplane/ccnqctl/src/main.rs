@@ -22,7 +22,8 @@ const EXIT_CODES: &str = "EXIT CODES:
   3  the host could not be reached (connection, TLS, timeout)
   4  not authenticated (401) or not allowed (403)
   5  the server failed (5xx)
-  6  the server refused the request (other 4xx)";
+  6  the server refused the request (other 4xx)
+  7  `config plan`: the document would be refused (its errors are printed)";
 
 #[derive(Parser)]
 #[command(name = "ccnqctl", version, about = "Operate a CCNQ5 host through its local API", after_help = EXIT_CODES)]
@@ -72,6 +73,12 @@ enum Command {
     Version,
     /// Uptime, configuration state and the data volume.
     Status,
+    /// The host document: desired and applied revisions, the last attempt with its
+    /// errors and actions, the changes feed and the replication.
+    Config {
+        #[command(subcommand)]
+        action: Option<ConfigCommand>,
+    },
     /// Show the daemon's log level, or set it (operator role).
     LogLevel {
         /// error, warn, info, debug or trace.
@@ -85,6 +92,17 @@ enum Command {
     Token(pki::TokenCommand),
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// What applying a host document would do now, from the configuration in force: each
+    /// step, its command and what it costs the calls in progress. Nothing is done.
+    Plan {
+        /// A host document (JSON); `-` for standard input. Without it: the newest
+        /// revision the host has seen.
+        file: Option<PathBuf>,
+    },
 }
 
 /// A failure, with the exit code it maps to.
@@ -222,6 +240,36 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
             target.call(Method::GET, "/v1/status", None).await?,
             output::status,
         )?,
+        Command::Config { action: None } => show(
+            cli,
+            target.call(Method::GET, "/v1/config", None).await?,
+            output::config,
+        )?,
+        Command::Config {
+            action: Some(ConfigCommand::Plan { file }),
+        } => {
+            let reply = match file {
+                None => target.call(Method::GET, "/v1/config/plan", None).await?,
+                Some(path) => {
+                    let body = read_document(path)?;
+                    target
+                        .call(Method::POST, "/v1/config/plan", Some(body))
+                        .await?
+                }
+            };
+            let valid = serde_json::from_slice::<ccnq_api::PlanPreview>(&reply.body)
+                .map(|p| p.valid)
+                .unwrap_or(true);
+            let text = show(cli, reply, output::plan)?;
+            if !valid {
+                print!("{text}");
+                return Err(Failure {
+                    code: 7,
+                    message: "the document would be refused".into(),
+                });
+            }
+            text
+        }
         Command::LogLevel { level: None } => show(
             cli,
             target.call(Method::GET, "/v1/log/level", None).await?,
@@ -247,6 +295,27 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
 }
 
 /// Turns a reply into output, or into the failure its status means.
+/// A host document from a file (or `-`: standard input), checked to be JSON here so a
+/// typo is a usage error, not a server answer.
+fn read_document(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes).map(|_| ()))
+    };
+    read.map_err(|e| Failure {
+        code: 2,
+        message: format!("cannot read {}: {e}", path.display()),
+    })?;
+    serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|e| Failure {
+        code: 2,
+        message: format!("{} is not JSON: {e}", path.display()),
+    })?;
+    Ok(bytes)
+}
+
 fn show<T: serde::de::DeserializeOwned>(
     cli: &Cli,
     reply: client::Reply,

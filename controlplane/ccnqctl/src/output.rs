@@ -3,7 +3,7 @@
 //! The JSON output is exactly what the API returned, so a script written against
 //! `ccnqctl -o json` and one written against the API itself read the same fields.
 
-use ccnq_api::{Health, LogLevel, Status, Version};
+use ccnq_api::{ConfigReport, Health, LogLevel, PlanPreview, Status, Version};
 
 /// Left-aligned `key  value` rows.
 pub fn table(rows: &[(&str, String)]) -> String {
@@ -44,6 +44,135 @@ pub fn status(s: &Status) -> String {
             ),
         ),
     ])
+}
+
+/// `ccnqctl config`: the state first, then what is in force, then the last attempt with
+/// every error on its own line (an operator fixes them one by one).
+pub fn config(c: &ConfigReport) -> String {
+    let mut rows = vec![
+        ("document", or_dash(&c.document)),
+        (
+            "state",
+            match &c.reason {
+                Some(r) => format!("{} ({r})", c.state),
+                None => c.state.clone(),
+            },
+        ),
+        ("desired revision", or_dash(&c.desired_rev)),
+        (
+            "applied revision",
+            c.applied.as_ref().map_or("-".into(), |a| a.rev.clone()),
+        ),
+        (
+            "applied sequence",
+            c.applied
+                .as_ref()
+                .and_then(|a| a.seq.as_ref())
+                .map_or("-".into(), |s| s.to_string()),
+        ),
+        (
+            "applied at",
+            c.applied.as_ref().map_or("-".into(), |a| a.at.clone()),
+        ),
+        (
+            "feed",
+            format!(
+                "{} since {}{}",
+                c.feed.state,
+                c.feed.since,
+                c.feed
+                    .detail
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+        ),
+    ];
+    if let Some(p) = &c.feed.last_problem {
+        rows.push(("last feed problem", p.clone()));
+    }
+    if let Some(r) = &c.replication {
+        rows.push((
+            "replication",
+            format!("{}: {} (checked {})", r.state, r.detail, r.checked_at),
+        ));
+    }
+    rows.push(("apply attempts", c.attempts.to_string()));
+    if let Some(last) = &c.last {
+        rows.push((
+            "last attempt",
+            format!(
+                "{} for rev {} at {}",
+                last.result,
+                last.rev.as_deref().unwrap_or("-"),
+                last.at
+            ),
+        ));
+    }
+    let mut out = table(&rows);
+    if let Some(last) = &c.last {
+        for e in &last.errors {
+            out.push_str(&format!("  error    {}: {}\n", e.path, e.reason));
+        }
+        for w in &last.warnings {
+            out.push_str(&format!("  warning  {}: {}\n", w.path, w.reason));
+        }
+        for a in &last.actions {
+            let text = a
+                .get("description")
+                .and_then(|d| d.as_str())
+                .map_or_else(|| a.to_string(), str::to_owned);
+            out.push_str(&format!("  action   {text}\n"));
+        }
+    }
+    out
+}
+
+/// `ccnqctl config plan`: from which revision to which, then each step with what it
+/// costs, then the worst cost. An operator reads it before saving a document.
+pub fn plan(p: &PlanPreview) -> String {
+    let mut out = table(&[
+        ("document", or_dash(&p.document)),
+        ("from revision", or_dash(&p.from_rev)),
+        ("to revision", or_dash(&p.to_rev)),
+    ]);
+    if p.from_rev.is_none() {
+        out.push_str("(nothing known applied: the plan replaces everything)\n");
+    }
+    out.push('\n');
+    if !p.valid {
+        out.push_str(&format!("REFUSED: {}\n", p.summary));
+        for e in &p.errors {
+            out.push_str(&format!("  error    {}: {}\n", e.path, e.reason));
+        }
+        return out;
+    }
+    if p.steps.is_empty() {
+        out.push_str(&format!("{}\n", p.summary));
+    } else {
+        let width = p
+            .steps
+            .iter()
+            .map(|s| s.description.len())
+            .max()
+            .unwrap_or(0);
+        for (i, s) in p.steps.iter().enumerate() {
+            out.push_str(&format!(
+                "{:>2}. {:<width$}  [{}]\n",
+                i + 1,
+                s.description,
+                s.cost.description
+            ));
+        }
+        out.push('\n');
+        if let Some(c) = &p.cost {
+            out.push_str(&format!("cost: {}\n", c.description));
+        }
+    }
+    for w in &p.warnings {
+        out.push_str(&format!("  warning  {}: {}\n", w.path, w.reason));
+    }
+    out
 }
 
 pub fn health(h: &Health) -> String {

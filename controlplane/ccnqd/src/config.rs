@@ -41,6 +41,94 @@ struct File {
     log: LogFile,
     #[serde(default)]
     system: SystemFile,
+    couchdb: Option<CouchFile>,
+    #[serde(default)]
+    freeswitch: FreeswitchFile,
+    #[serde(default)]
+    systemd: SystemdFile,
+}
+
+/// `[freeswitch]`: how the daemon reaches FreeSWITCH and how long it waits for it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FreeswitchFile {
+    /// Where the daemon connects; the rendered `event_socket.conf.xml` always makes
+    /// FreeSWITCH listen on 127.0.0.1:8021, so only tests change this.
+    #[serde(default = "default_event_socket")]
+    event_socket: String,
+    /// The event socket's password: made on first start if absent. Never in the host
+    /// document.
+    password_file: Option<PathBuf>,
+    #[serde(default = "default_unit")]
+    unit: String,
+    #[serde(default = "default_drain_deadline")]
+    drain_deadline_secs: f64,
+    #[serde(default = "default_confirm_deadline")]
+    confirm_deadline_secs: f64,
+    #[serde(default = "default_command_timeout")]
+    command_timeout_secs: f64,
+}
+
+impl Default for FreeswitchFile {
+    fn default() -> Self {
+        FreeswitchFile {
+            event_socket: default_event_socket(),
+            password_file: None,
+            unit: default_unit(),
+            drain_deadline_secs: default_drain_deadline(),
+            confirm_deadline_secs: default_confirm_deadline(),
+            command_timeout_secs: default_command_timeout(),
+        }
+    }
+}
+
+/// `[systemd]`: which bus to manage units on.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SystemdFile {
+    /// A D-Bus address (`unix:path=…`); absent: the system bus.
+    bus: Option<String>,
+}
+
+/// `[couchdb]`: the local CouchDB holding this host's document. Absent: the daemon
+/// serves its API but follows no document (`not-following`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CouchFile {
+    #[serde(default = "default_couch_url")]
+    url: String,
+    #[serde(default = "default_database")]
+    database: String,
+    user: Option<String>,
+    /// Credentials by file reference: never inline, so the file can be readable by
+    /// ccnqd alone while this one is not secret.
+    password_file: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    #[serde(default = "default_heartbeat")]
+    heartbeat_secs: f64,
+    #[serde(default = "default_reconnect_max")]
+    reconnect_max_secs: f64,
+    #[serde(default = "default_credentials_retry")]
+    credentials_retry_secs: f64,
+    #[serde(default = "default_database_check")]
+    database_check_secs: f64,
+    #[serde(default = "default_apply_retry_max")]
+    apply_retry_max_secs: f64,
+    central: Option<CentralFile>,
+}
+
+/// `[couchdb.central]`: the central database this host replicates from and to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CentralFile {
+    url: String,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    /// The local database as the local CouchDB's replicator reaches it (default:
+    /// `url` + `/` + `database` of `[couchdb]`).
+    local_url: Option<String>,
+    #[serde(default = "default_replication_check")]
+    check_interval_secs: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +211,45 @@ fn default_shutdown_grace() -> f64 {
 fn default_level() -> String {
     "info".into()
 }
+fn default_couch_url() -> String {
+    "http://127.0.0.1:5984".into()
+}
+fn default_database() -> String {
+    "provisioning".into()
+}
+fn default_heartbeat() -> f64 {
+    10.0
+}
+fn default_event_socket() -> String {
+    "127.0.0.1:8021".into()
+}
+fn default_unit() -> String {
+    "freeswitch.service".into()
+}
+fn default_drain_deadline() -> f64 {
+    300.0
+}
+fn default_confirm_deadline() -> f64 {
+    15.0
+}
+fn default_command_timeout() -> f64 {
+    30.0
+}
+fn default_reconnect_max() -> f64 {
+    30.0
+}
+fn default_credentials_retry() -> f64 {
+    60.0
+}
+fn default_database_check() -> f64 {
+    60.0
+}
+fn default_apply_retry_max() -> f64 {
+    300.0
+}
+fn default_replication_check() -> f64 {
+    60.0
+}
 fn default_os_release() -> Vec<PathBuf> {
     vec!["/etc/os-release".into(), "/usr/lib/os-release".into()]
 }
@@ -140,6 +267,46 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     pub os_release: Vec<PathBuf>,
     pub kernel_cmdline: PathBuf,
+    /// `None`: no `[couchdb]` section, no document followed.
+    pub couchdb: Option<CouchConfig>,
+    pub freeswitch: FreeswitchConfig,
+    /// `None`: the system bus.
+    pub systemd_bus: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FreeswitchConfig {
+    pub event_socket: SocketAddr,
+    pub password_file: PathBuf,
+    pub unit: String,
+    pub drain_deadline: Duration,
+    pub confirm_deadline: Duration,
+    pub command_timeout: Duration,
+}
+
+/// Where the host document is, and how to log in.
+#[derive(Debug, Clone)]
+pub struct CouchConfig {
+    pub url: String,
+    pub database: String,
+    /// User and password (read from `password_file` at start).
+    pub credentials: Option<(String, String)>,
+    pub ca: Option<PathBuf>,
+    pub heartbeat: Duration,
+    pub reconnect_max: Duration,
+    pub credentials_retry: Duration,
+    pub database_check: Duration,
+    /// Largest wait before a failed apply of the same revision is tried again.
+    pub apply_retry_max: Duration,
+    pub central: Option<CentralConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CentralConfig {
+    pub url: String,
+    pub credentials: Option<(String, String)>,
+    pub local_url: String,
+    pub check_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -293,6 +460,39 @@ impl Config {
             )
         })?;
 
+        let couchdb = match file.couchdb {
+            None => None,
+            Some(c) => Some(couch_config(c, &invalid)?),
+        };
+
+        let fs = file.freeswitch;
+        let freeswitch = FreeswitchConfig {
+            event_socket: fs.event_socket.parse().map_err(|_| {
+                invalid(
+                    "freeswitch.event_socket",
+                    format!("{:?} is not an address:port", fs.event_socket),
+                )
+            })?,
+            password_file: fs
+                .password_file
+                .unwrap_or_else(|| file.data_dir.join("secrets/event-socket.password")),
+            unit: {
+                if !fs.unit.ends_with(".service") || fs.unit.contains('/') {
+                    return Err(invalid(
+                        "freeswitch.unit",
+                        format!("{:?} is not a service unit name", fs.unit),
+                    ));
+                }
+                fs.unit
+            },
+            drain_deadline: seconds(fs.drain_deadline_secs, 0.0, 86400.0)
+                .map_err(|r| invalid("freeswitch.drain_deadline_secs", r))?,
+            confirm_deadline: seconds(fs.confirm_deadline_secs, 1.0, 600.0)
+                .map_err(|r| invalid("freeswitch.confirm_deadline_secs", r))?,
+            command_timeout: seconds(fs.command_timeout_secs, 1.0, 600.0)
+                .map_err(|r| invalid("freeswitch.command_timeout_secs", r))?,
+        };
+
         Ok(Config {
             host,
             data_dir: file.data_dir,
@@ -309,7 +509,127 @@ impl Config {
             log_level,
             os_release: file.system.os_release,
             kernel_cmdline: file.system.kernel_cmdline,
+            couchdb,
+            freeswitch,
+            systemd_bus: file.systemd.bus,
         })
+    }
+}
+
+fn couch_config(
+    c: CouchFile,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<CouchConfig, ConfigError> {
+    check_url(&c.url).map_err(|r| invalid("couchdb.url", r))?;
+    if c.database.is_empty()
+        || !c.database.starts_with(|ch: char| ch.is_ascii_lowercase())
+        || !c
+            .database
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "_$()+-/".contains(ch))
+    {
+        return Err(invalid(
+            "couchdb.database",
+            format!("{:?} is not a CouchDB database name", c.database),
+        ));
+    }
+    let credentials = read_credentials(c.user, c.password_file, "couchdb", invalid)?;
+    if let Some(ca) = &c.ca {
+        if let Err(e) = std::fs::metadata(ca) {
+            return Err(invalid("couchdb.ca", format!("{}: {e}", ca.display())));
+        }
+    }
+    let heartbeat =
+        seconds(c.heartbeat_secs, 1.0, 600.0).map_err(|r| invalid("couchdb.heartbeat_secs", r))?;
+    let reconnect_max = seconds(c.reconnect_max_secs, 0.1, 3600.0)
+        .map_err(|r| invalid("couchdb.reconnect_max_secs", r))?;
+    let credentials_retry = seconds(c.credentials_retry_secs, 0.1, 3600.0)
+        .map_err(|r| invalid("couchdb.credentials_retry_secs", r))?;
+    let database_check = seconds(c.database_check_secs, 0.1, 3600.0)
+        .map_err(|r| invalid("couchdb.database_check_secs", r))?;
+    let apply_retry_max = seconds(c.apply_retry_max_secs, 1.0, 86400.0)
+        .map_err(|r| invalid("couchdb.apply_retry_max_secs", r))?;
+    let central = match c.central {
+        None => None,
+        Some(central) => {
+            check_url(&central.url).map_err(|r| invalid("couchdb.central.url", r))?;
+            let local_url = central
+                .local_url
+                .unwrap_or_else(|| format!("{}/{}", c.url.trim_end_matches('/'), c.database));
+            check_url(&local_url).map_err(|r| invalid("couchdb.central.local_url", r))?;
+            let credentials = read_credentials(
+                central.user,
+                central.password_file,
+                "couchdb.central",
+                invalid,
+            )?;
+            let check_interval = seconds(central.check_interval_secs, 1.0, 3600.0)
+                .map_err(|r| invalid("couchdb.central.check_interval_secs", r))?;
+            Some(CentralConfig {
+                url: central.url,
+                credentials,
+                local_url,
+                check_interval,
+            })
+        }
+    };
+    Ok(CouchConfig {
+        url: c.url,
+        database: c.database,
+        credentials,
+        ca: c.ca,
+        heartbeat,
+        reconnect_max,
+        credentials_retry,
+        database_check,
+        apply_retry_max,
+        central,
+    })
+}
+
+/// An http(s) URL without credentials in it (those go in a password file).
+fn check_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("{url:?}: http or https only"));
+    }
+    match uri.authority() {
+        None => Err(format!("{url:?} names no server")),
+        Some(a) if a.as_str().contains('@') => Err(
+            "carries credentials: give the user as `user` and the password in `password_file`"
+                .into(),
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `user` + `password_file` → the pair, the file read now (first line, trimmed).
+fn read_credentials(
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    section: &str,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Option<(String, String)>, ConfigError> {
+    match (user, password_file) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(invalid(
+            &format!("{section}.password_file"),
+            "user is set, so password_file must be too".into(),
+        )),
+        (None, Some(_)) => Err(invalid(
+            &format!("{section}.user"),
+            "password_file is set, so user must be too".into(),
+        )),
+        (Some(user), Some(file)) => {
+            let key = format!("{section}.password_file");
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| invalid(&key, format!("{}: {e}", file.display())))?;
+            let password = text.lines().next().unwrap_or("").trim().to_string();
+            if password.is_empty() {
+                return Err(invalid(&key, format!("{} is empty", file.display())));
+            }
+            Ok(Some((user, password)))
+        }
     }
 }
 
@@ -444,5 +764,54 @@ mod tests {
         assert!(!is_hostname("-bad.example"));
         assert!(!is_hostname("a..b"));
         assert!(!is_hostname("under_score"));
+    }
+    #[test]
+    fn couchdb_section_reads_the_password_file_and_resolves_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let c = parse(&format!(
+            "{MINIMAL}[couchdb]\nuser = \"sbc1\"\npassword_file = {:?}\n[couchdb.central]\nurl = \"https://central.example.net:6984/provisioning\"\n",
+            pw
+        ))
+        .unwrap();
+        let couch = c.couchdb.unwrap();
+        assert_eq!(couch.url, "http://127.0.0.1:5984");
+        assert_eq!(couch.database, "provisioning");
+        assert_eq!(couch.credentials, Some(("sbc1".into(), "s3cret".into())));
+        let central = couch.central.unwrap();
+        assert_eq!(central.local_url, "http://127.0.0.1:5984/provisioning");
+        assert_eq!(central.credentials, None);
+        assert_eq!(c.freeswitch.unit, "freeswitch.service");
+        assert_eq!(
+            c.freeswitch.password_file,
+            PathBuf::from("/var/lib/ccnq/secrets/event-socket.password")
+        );
+    }
+
+    #[test]
+    fn couchdb_mistakes_are_named() {
+        let (key, reason) = error_of(&format!(
+            "{MINIMAL}[couchdb]\nurl = \"http://admin:pw@127.0.0.1:5984\"\n"
+        ));
+        assert_eq!(key, "couchdb.url");
+        assert!(reason.contains("password_file"), "{reason}");
+        let (key, _) = error_of(&format!("{MINIMAL}[couchdb]\nuser = \"x\"\n"));
+        assert_eq!(key, "couchdb.password_file");
+        let (key, reason) = error_of(&format!(
+            "{MINIMAL}[couchdb]\nuser = \"x\"\npassword_file = \"/nonexistent/pw\"\n"
+        ));
+        assert_eq!(key, "couchdb.password_file");
+        assert!(reason.contains("/nonexistent/pw"), "{reason}");
+        let (key, _) = error_of(&format!(
+            "{MINIMAL}[couchdb]\ndatabase = \"Provisioning\"\n"
+        ));
+        assert_eq!(key, "couchdb.database");
+        let (key, _) = error_of(&format!(
+            "{MINIMAL}[couchdb.central]\nurl = \"ftp://x/y\"\n"
+        ));
+        assert_eq!(key, "couchdb.central.url");
+        let (key, _) = error_of(&format!("{MINIMAL}[freeswitch]\nunit = \"freeswitch\"\n"));
+        assert_eq!(key, "freeswitch.unit");
     }
 }

@@ -9,8 +9,10 @@ mod api;
 mod audit;
 mod auth;
 mod config;
+mod freeswitch;
 mod logging;
 mod notify;
+mod reconcile;
 mod server;
 mod system;
 mod tls;
@@ -107,7 +109,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let grace = config.api.shutdown_grace;
     let data_dir = config.data_dir.clone();
     let limit = config.api.max_connections;
-    let daemon = Arc::new(api::Daemon::new(config, audit));
+    let report = Arc::new(reconcile::report::Report::new(
+        config
+            .couchdb
+            .as_ref()
+            .map(|_| format!("host:{}", config.host)),
+    ));
+    let planner = follow(&config, &report)?;
+    let mut daemon = api::Daemon::new(config, audit, report);
+    daemon.planner = planner;
+    let daemon = Arc::new(daemon);
     let server = Arc::new(server::Server {
         daemon: daemon.clone(),
         acceptor: tokio_rustls::TlsAcceptor::from(tls_config),
@@ -153,6 +164,112 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// Starts following the host document, when `[couchdb]` says where it is: the
+/// reconcile loop with the FreeSWITCH applier, and the replication keeper. Returns what
+/// the API needs to preview plans.
+fn follow(
+    config: &Config,
+    report: &Arc<reconcile::report::Report>,
+) -> anyhow::Result<Option<api::Planner>> {
+    use anyhow::Context;
+    use ccnq_couch::{Auth, Client, ClientConfig};
+
+    let Some(couch) = &config.couchdb else {
+        log::warn!("no [couchdb] section in the configuration: following no host document");
+        return Ok(None);
+    };
+    let fs = &config.freeswitch;
+    let password = freeswitch::load_or_create_password(&fs.password_file).with_context(|| {
+        format!(
+            "cannot read or make the event-socket password {}",
+            fs.password_file.display()
+        )
+    })?;
+    let secrets = ccnq_freeswitch::Secrets {
+        event_socket_password: password.clone(),
+    };
+
+    let store = ccnq_apply::FileStore::open(&config.data_dir)
+        .context("cannot open the FreeSWITCH file store")?;
+    let running: freeswitch::SharedRunning = Arc::default();
+    if let Some(installed) = store
+        .current()
+        .context("cannot read the installed FreeSWITCH files")?
+    {
+        if installed.document.is_object() {
+            log::info!(
+                "configuration in force: rev {} (generation {})",
+                installed.rev,
+                installed.generation
+            );
+            *running.write().unwrap_or_else(|p| p.into_inner()) =
+                freeswitch::running_from(installed.document, installed.rev, &config.host, &secrets);
+        }
+    }
+    let mut options = ccnq_apply::ApplyOptions::new(password, fs.drain_deadline);
+    options.esl_addr = fs.event_socket;
+    options.command_timeout = fs.command_timeout;
+    options.confirm_deadline = fs.confirm_deadline;
+    options.unit = fs.unit.clone();
+    let systemd = freeswitch::LazySystemd::new(config.systemd_bus.clone());
+    let applier = freeswitch::Freeswitch {
+        applier: ccnq_apply::Applier::new(store, systemd, options),
+        secrets: secrets.clone(),
+        running: running.clone(),
+    };
+
+    let auth = match &couch.credentials {
+        Some((user, password)) => Auth::basic(user, password),
+        None => Auth::None,
+    };
+    let mut client_config = ClientConfig::new(&couch.url, auth);
+    client_config.ca_file = couch.ca.clone();
+    client_config.read_timeout = couch.heartbeat * 3;
+    let client = Client::new(client_config).context("couchdb.url")?;
+    let version = system::version(&config.os_release, &config.kernel_cmdline);
+    reconcile::spawn(
+        client.db(&couch.database),
+        reconcile::Settings {
+            fqdn: config.host.clone(),
+            data_dir: config.data_dir.clone(),
+            heartbeat: couch.heartbeat,
+            reconnect_max: couch.reconnect_max,
+            credentials_retry: couch.credentials_retry,
+            database_check: couch.database_check,
+            retry_initial: std::time::Duration::from_secs(1),
+            retry_max: couch.apply_retry_max,
+        },
+        applier,
+        report.clone(),
+        version,
+    );
+
+    if let Some(central) = &couch.central {
+        use ccnq_couch::replication::{Endpoint, ReplicationSpec};
+        let spec = ReplicationSpec {
+            fqdn: config.host.clone(),
+            central: Endpoint {
+                url: central.url.clone(),
+                basic: central.credentials.clone(),
+            },
+            local: Endpoint {
+                url: central.local_url.clone(),
+                basic: couch.credentials.clone(),
+            },
+        };
+        log::info!("replicating host:{} from {}", config.host, central.url);
+        tokio::spawn(reconcile::replication::run(
+            client.db("_replicator"),
+            spec,
+            central.check_interval,
+            report.clone(),
+        ));
+    } else {
+        log::info!("no [couchdb.central]: following the local database only");
+    }
+    Ok(Some(api::Planner { running, secrets }))
 }
 
 /// SIGTERM (systemd's stop) and SIGINT (a terminal's Ctrl-C), both meaning "stop cleanly".

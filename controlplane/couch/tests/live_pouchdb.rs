@@ -11,7 +11,7 @@ use ccnq_couch::{
     checkpoint, coalesce, status, Auth, Change, Checkpoint, Client, ClientConfig, CouchError, Db,
 };
 use serde_json::json;
-use support::pouch::{node_available, PouchServer};
+use ccnq_testkit::pouch::{node_available, PouchServer};
 
 const HOST: &str = "host:a.example.net";
 

@@ -11,8 +11,12 @@ mod openapi;
 use crate::audit::AuditLog;
 use crate::auth::{self, Caller, TokenError};
 use crate::config::Config;
+use crate::reconcile::report::Report;
 use bytes::Bytes;
-use ccnq_api::{ConfigState, Health, Level, LogLevel, Problem, Role, Status, Volume, PROBLEM_JSON};
+use ccnq_api::{
+    ConfigReport, ConfigState, Health, Level, LogLevel, PlanPreview, Problem, Role, Status, Volume,
+    PROBLEM_JSON,
+};
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -29,12 +33,18 @@ pub struct Daemon {
     pub started: Instant,
     pub audit: AuditLog,
     pub stopping: AtomicBool,
+    /// Where the host stands with its configuration document.
+    pub report: Arc<Report>,
+    /// What runs, for plan previews; `None` when no document is followed.
+    pub planner: Option<Planner>,
     next_request: AtomicU64,
 }
 
 impl Daemon {
-    pub fn new(config: Config, audit: AuditLog) -> Daemon {
+    pub fn new(config: Config, audit: AuditLog, report: Arc<Report>) -> Daemon {
         Daemon {
+            report,
+            planner: None,
             config,
             started: Instant::now(),
             audit,
@@ -42,6 +52,12 @@ impl Daemon {
             next_request: AtomicU64::new(1),
         }
     }
+}
+
+/// What a plan preview starts from.
+pub struct Planner {
+    pub running: crate::freeswitch::SharedRunning,
+    pub secrets: ccnq_freeswitch::Secrets,
 }
 
 /// What the TLS layer learned about a connection, shared by its requests.
@@ -59,6 +75,9 @@ pub enum Endpoint {
     OpenApi,
     GetLogLevel,
     SetLogLevel,
+    GetConfig,
+    GetPlan,
+    PostPlan,
 }
 
 /// One row of the route table.
@@ -71,9 +90,10 @@ pub struct Route {
 }
 
 impl Route {
-    /// Requests that change something are audited.
+    /// Requests that change something are audited. A POST that only computes (the plan
+    /// preview) changes nothing and is not.
     pub fn mutating(&self) -> bool {
-        !matches!(self.method, Method::GET | Method::HEAD)
+        !matches!(self.method, Method::GET | Method::HEAD) && self.endpoint != Endpoint::PostPlan
     }
 }
 
@@ -115,10 +135,30 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Operator),
         endpoint: Endpoint::SetLogLevel,
     },
+    Route {
+        method: Method::GET,
+        path: "/v1/config",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::GetConfig,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/config/plan",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::GetPlan,
+    },
+    // A preview changes nothing, so a reader may ask (see `Route::mutating`).
+    Route {
+        method: Method::POST,
+        path: "/v1/config/plan",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::PostPlan,
+    },
 ];
 
-/// Largest request body accepted: the API takes small JSON documents only.
-const MAX_BODY: usize = 64 * 1024;
+/// Largest request body accepted: JSON documents only, the largest being a host document
+/// sent for a plan preview (200 profiles are about 100 KiB).
+const MAX_BODY: usize = 1024 * 1024;
 
 pub type Body = Full<Bytes>;
 
@@ -242,6 +282,12 @@ async fn serve(daemon: &Daemon, endpoint: Endpoint, req: Request<Incoming>) -> R
         Endpoint::Version => version(daemon),
         Endpoint::Status => status(daemon),
         Endpoint::OpenApi => openapi(),
+        Endpoint::GetConfig => get_config(daemon),
+        Endpoint::GetPlan => get_plan(daemon),
+        Endpoint::PostPlan => match read_json::<serde_json::Value>(req).await {
+            Ok(body) => post_plan(daemon, body),
+            Err(resp) => resp,
+        },
         Endpoint::GetLogLevel => get_log_level(),
         Endpoint::SetLogLevel => match read_json::<LogLevel>(req).await {
             Ok(body) => set_log_level(body),
@@ -300,9 +346,12 @@ fn status(daemon: &Daemon) -> Response<Body> {
         &Status {
             host: daemon.config.host.clone(),
             uptime_seconds: daemon.started.elapsed().as_secs(),
-            config: ConfigState {
-                state: "not-following".into(),
-                applied_rev: None,
+            config: {
+                let r = daemon.report.snapshot();
+                ConfigState {
+                    state: r.state,
+                    applied_rev: r.applied.map(|a| a.rev),
+                }
             },
             data_volume: Volume {
                 path: dir.display().to_string(),
@@ -311,6 +360,73 @@ fn status(daemon: &Daemon) -> Response<Body> {
                 read_only: usage.read_only,
             },
         },
+    )
+}
+
+/// The host document as this host follows it: the newest revision seen, the one in
+/// force, the last attempt with its errors and actions, the feed and the replication.
+#[utoipa::path(get, path = "/v1/config", tag = "config",
+    description = "Role: reader.",
+    security(("bearer" = []), ("mutualTLS" = [])),
+    responses((status = 200, description = "The configuration state", body = ConfigReport),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json")))]
+fn get_config(daemon: &Daemon) -> Response<Body> {
+    json(StatusCode::OK, &daemon.report.snapshot())
+}
+
+/// What applying the newest revision seen would do now, from the configuration in force
+/// (after a failed attempt: what the next one would try). Nothing is done.
+#[utoipa::path(get, path = "/v1/config/plan", tag = "config",
+    description = "Role: reader.",
+    security(("bearer" = []), ("mutualTLS" = [])),
+    responses((status = 200, description = "The plan, or every validation error", body = PlanPreview),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No document followed, or none seen yet", body = Problem, content_type = "application/problem+json")))]
+fn get_plan(daemon: &Daemon) -> Response<Body> {
+    match daemon.report.desired() {
+        Some(doc) => post_plan(daemon, doc),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            match &daemon.planner {
+                None => "this daemon follows no host document ([couchdb] is not configured)".into(),
+                Some(_) => format!("no revision of host:{} seen yet", daemon.config.host),
+            },
+        ),
+    }
+}
+
+/// What applying the host document in the body would do now, from the configuration in
+/// force: each step with its command and what it costs the calls in progress, or every
+/// reason the document would be refused. Nothing is written or sent.
+#[utoipa::path(post, path = "/v1/config/plan", tag = "config",
+    description = "Role: reader. Changes nothing (a POST only because it carries a document).",
+    security(("bearer" = []), ("mutualTLS" = [])),
+    request_body(content = Object, description = "A host document", content_type = "application/json"),
+    responses((status = 200, description = "The plan, or every validation error", body = PlanPreview),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No document followed", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json")))]
+fn post_plan(daemon: &Daemon, candidate: serde_json::Value) -> Response<Body> {
+    let Some(planner) = &daemon.planner else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "this daemon follows no host document ([couchdb] is not configured)".into(),
+        );
+    };
+    let running = planner.running.read().unwrap_or_else(|p| p.into_inner());
+    json(
+        StatusCode::OK,
+        &crate::freeswitch::preview(
+            &daemon.config.host,
+            &planner.secrets,
+            running.as_ref(),
+            &candidate,
+        ),
     )
 }
 

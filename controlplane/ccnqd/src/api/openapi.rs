@@ -21,6 +21,9 @@ use utoipa::{Modify, OpenApi};
         super::openapi,
         super::get_log_level,
         super::set_log_level,
+        super::get_config,
+        super::get_plan,
+        super::post_plan,
     ),
     components(schemas(
         ccnq_api::Health,
@@ -32,9 +35,19 @@ use utoipa::{Modify, OpenApi};
         ccnq_api::Level,
         ccnq_api::Problem,
         ccnq_api::Role,
+        ccnq_api::ConfigReport,
+        ccnq_api::AppliedPoint,
+        ccnq_api::Attempt,
+        ccnq_api::FieldNote,
+        ccnq_api::FeedState,
+        ccnq_api::ReplicationState,
+        ccnq_api::PlanPreview,
+        ccnq_api::PlanStep,
+        ccnq_api::PlanCost,
     )),
     modifiers(&Security),
-    tags((name = "daemon", description = "The daemon itself"))
+    tags((name = "daemon", description = "The daemon itself"),
+        (name = "config", description = "The host document and how it is applied"))
 )]
 struct ApiDoc;
 

@@ -1,8 +1,6 @@
 //! A real pouchdb-server 4.2.0 per test, started by qa/couchdb/pouchdb-server on a free
 //! port with its own data directory, killed when the guard is dropped.
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -13,7 +11,7 @@ pub struct PouchServer {
 }
 
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../qa/couchdb/pouchdb-server")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../couchdb/pouchdb-server")
 }
 
 /// True if node and npm are there. When not, says so loudly: the live tests are then

@@ -1,0 +1,712 @@
+//! The reconcile loop against a real pouchdb-server (one per test), with a test double
+//! in place of the FreeSWITCH applier.
+//!
+//! The applier itself (controlplane/apply) is tested against the recorded FreeSWITCH;
+//! here only the loop's own promises are checked: which revisions reach the apply step,
+//! how often, in what order, what survives a restart, and what the report and the
+//! `status:` document say.
+
+use super::report::Report;
+use super::*;
+use ccnq_couch::{Auth, Client, ClientConfig};
+use ccnq_testkit::pouch::{node_available, PouchServer};
+use std::sync::Mutex;
+use tokio::sync::RwLock;
+
+const FQDN: &str = "sbc1.example.net";
+const ID: &str = "host:sbc1.example.net";
+
+/// One call of the apply step, as the double saw it.
+#[derive(Debug, Clone, PartialEq)]
+struct Call {
+    rev: String,
+    host: String,
+    /// Whether the call changed what runs (its revision differed from the running one).
+    effect: bool,
+}
+
+/// TEST DOUBLE of the FreeSWITCH applier. It keeps the contract the loop relies on:
+/// what runs is persisted on the data directory (the real applier keeps the applied
+/// document beside its files), a call for what already runs has no effect, and a call
+/// can be held (to stop the daemon "during an apply") or made to fail.
+struct Recorder {
+    calls: Arc<Mutex<Vec<Call>>>,
+    running_file: PathBuf,
+    /// Applies wait for a read lock: a test holding the write lock holds them.
+    gate: Arc<RwLock<()>>,
+    fail: Arc<Mutex<Option<String>>>,
+    delay: Duration,
+}
+
+impl Apply for Recorder {
+    async fn apply(&mut self, wanted: Wanted<'_>, progress: &Progress) -> Outcome {
+        progress.pending(format!("test double applying {}", wanted.rev));
+        tokio::time::sleep(self.delay).await;
+        // Held here while a test wants the daemon stopped mid-apply.
+        drop(self.gate.read().await);
+        let running = std::fs::read_to_string(&self.running_file).unwrap_or_default();
+        let effect = running != wanted.rev;
+        self.calls.lock().unwrap().push(Call {
+            rev: wanted.rev.to_string(),
+            host: wanted.validated.host.host.clone(),
+            effect,
+        });
+        if let Some(reason) = self.fail.lock().unwrap().clone() {
+            return Outcome {
+                result: Err(reason),
+                actions: vec![],
+                retry: false,
+            };
+        }
+        if effect {
+            std::fs::write(&self.running_file, wanted.rev).unwrap();
+        }
+        Outcome {
+            result: Ok(()),
+            actions: if effect {
+                vec![json!({"description": format!("test double: run {}", wanted.rev)})]
+            } else {
+                vec![]
+            },
+            retry: false,
+        }
+    }
+}
+
+struct Harness {
+    pouch: PouchServer,
+    admin: Db,
+    dir: tempfile::TempDir,
+    calls: Arc<Mutex<Vec<Call>>>,
+    /// Applies wait for a read lock: a test holding the write lock holds them.
+    gate: Arc<RwLock<()>>,
+    fail: Arc<Mutex<Option<String>>>,
+    delay: Duration,
+    daemon: Option<Running>,
+}
+
+/// One "run" of the daemon's loop; dropping it stops the loop as a crash would.
+struct Running {
+    report: Arc<Report>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn admin_client(url: &str) -> Client {
+    Client::new(ClientConfig::new(url, Auth::basic("admin", "secret"))).unwrap()
+}
+
+fn settings(dir: &Path) -> Settings {
+    Settings {
+        fqdn: FQDN.into(),
+        data_dir: dir.to_path_buf(),
+        heartbeat: Duration::from_millis(500),
+        reconnect_max: Duration::from_millis(500),
+        credentials_retry: Duration::from_millis(500),
+        database_check: Duration::from_millis(300),
+        retry_initial: Duration::from_millis(200),
+        retry_max: Duration::from_secs(1),
+    }
+}
+
+fn version() -> Version {
+    Version {
+        daemon: "test".into(),
+        image_id: Some("ccnq5".into()),
+        image_version: Some("2026.12.1".into()),
+        slot: Some("a".into()),
+    }
+}
+
+use std::path::Path;
+
+impl Harness {
+    async fn new(tag: &str) -> Harness {
+        let pouch = PouchServer::start(&format!("reconcile-{tag}"));
+        let admin = admin_client(&pouch.url()).db("provisioning");
+        assert!(admin.create().await.unwrap());
+        Harness {
+            pouch,
+            admin,
+            dir: tempfile::tempdir().unwrap(),
+            calls: Arc::default(),
+            gate: Arc::default(),
+            fail: Arc::default(),
+            delay: Duration::ZERO,
+            daemon: None,
+        }
+    }
+
+    /// Starts the loop as the daemon would, logging in as `auth`.
+    fn start_as(&mut self, auth: Auth) {
+        let db = Client::new(ClientConfig::new(&self.pouch.url(), auth))
+            .unwrap()
+            .db("provisioning");
+        let report = Arc::new(Report::new(Some(ID.into())));
+        let recorder = Recorder {
+            calls: self.calls.clone(),
+            running_file: self.dir.path().join("running-rev"),
+            gate: self.gate.clone(),
+            fail: self.fail.clone(),
+            delay: self.delay,
+        };
+        let tasks = spawn(
+            db,
+            settings(self.dir.path()),
+            recorder,
+            report.clone(),
+            version(),
+        );
+        self.daemon = Some(Running { report, tasks });
+    }
+
+    fn start(&mut self) {
+        self.start_as(Auth::basic("admin", "secret"));
+    }
+
+    fn stop(&mut self) {
+        self.daemon = None;
+    }
+
+    fn report(&self) -> ConfigReportView {
+        ConfigReportView(self.daemon.as_ref().unwrap().report.snapshot())
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        checkpoint::load_file(&self.dir.path().join("checkpoint.json")).unwrap()
+    }
+
+    /// Writes a new revision of a document (any id), returning its `_rev`. Retries on a
+    /// conflict: the daemon writes `status:` documents too.
+    async fn put(&self, id: &str, mut doc: Value) -> String {
+        loop {
+            match self
+                .admin
+                .get_opt(id)
+                .await
+                .unwrap()
+                .and_then(|d| d.get("_rev").cloned())
+            {
+                Some(rev) => doc["_rev"] = rev,
+                None => {
+                    if let Some(o) = doc.as_object_mut() {
+                        o.remove("_rev");
+                    }
+                }
+            }
+            match self.admin.put(id, &doc).await {
+                Ok(rev) => return rev,
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => panic!("PUT {id}: {e}"),
+            }
+        }
+    }
+
+    async fn put_host(&self, n: u32) -> String {
+        self.put(ID, host_doc(n)).await
+    }
+
+    /// Waits (at most 30 s) until `what` holds of the report.
+    async fn until(&self, what: &str, f: impl Fn(&ccnq_api::ConfigReport) -> bool) {
+        for _ in 0..600 {
+            if f(&self.daemon.as_ref().unwrap().report.snapshot()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "timed out waiting for: {what}\nreport: {:#?}",
+            self.report().0
+        );
+    }
+
+    async fn until_applied(&self, rev: &str) {
+        self.until(&format!("rev {rev} applied"), |r| {
+            r.state == "ok" && r.applied.as_ref().map(|a| a.rev.as_str()) == Some(rev)
+        })
+        .await
+    }
+
+    /// The `status:` document, once it says `state` for `rev` (at most 30 s).
+    async fn status_doc(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..600 {
+            if let Some(doc) = self.admin.get_opt(&format!("status:{FQDN}")).await.unwrap() {
+                if f(&doc) {
+                    return doc;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "status document never showed {what}: {:#?}",
+            self.admin.get_opt(&format!("status:{FQDN}")).await
+        );
+    }
+}
+
+struct ConfigReportView(ccnq_api::ConfigReport);
+
+/// A valid host document whose `n` makes each revision different.
+fn host_doc(n: u32) -> Value {
+    json!({
+        "type": "host",
+        "host": FQDN,
+        "interfaces": { "primary": { "ipv4": "198.51.100.52" } },
+        "sip_domain_name": "a.phone.example.net",
+        "sip_variables": { "revision_marker": format!("r{n}") },
+        "sip_profiles": {
+            "test": { "ingress_sip_ip": "198.51.100.52", "ingress_sip_port": 5200 }
+        }
+    })
+}
+
+/// pouchdb-server's sequences are integers: the tests may compare them; the daemon never does.
+fn seq_number(c: &Checkpoint) -> u64 {
+    c.seq
+        .as_u64()
+        .unwrap_or_else(|| panic!("pouchdb seq {} is not an integer", c.seq))
+}
+
+#[tokio::test]
+async fn a_new_revision_reaches_the_apply_step_and_other_documents_never_do() {
+    if !node_available("a_new_revision_reaches_the_apply_step_and_other_documents_never_do") {
+        return;
+    }
+    let mut h = Harness::new("route").await;
+    h.start();
+    h.until("the feed connected", |r| r.feed.state == "connected")
+        .await;
+    let rev1 = h.put_host(1).await;
+    h.until_applied(&rev1).await;
+    assert_eq!(
+        h.calls(),
+        vec![Call {
+            rev: rev1.clone(),
+            host: FQDN.into(),
+            effect: true
+        }]
+    );
+
+    // Other hosts' documents, other types, and our own status document.
+    for i in 0..5 {
+        h.put(
+            "host:sbc2.example.net",
+            json!({"type": "host", "host": "sbc2.example.net", "n": i}),
+        )
+        .await;
+        h.put("number:33123456789", json!({"type": "number", "n": i}))
+            .await;
+        h.put(&format!("status:{FQDN}"), json!({"type": "status", "n": i}))
+            .await;
+    }
+    // A sentinel revision of ours: the feed is ordered, so once it is applied, every
+    // change written before it has been through the feed.
+    let rev2 = h.put_host(2).await;
+    h.until_applied(&rev2).await;
+    let calls = h.calls();
+    assert_eq!(
+        calls.len(),
+        2,
+        "only our two revisions reach the apply step: {calls:?}"
+    );
+    assert_eq!(calls[1].rev, rev2);
+    assert_eq!(h.report().0.attempts, 2);
+
+    // The status document says what was applied, and the image it runs.
+    let status = h
+        .status_doc("rev2 ok", |d| {
+            d["applied"]["rev"] == json!(rev2) && d["state"] == "ok"
+        })
+        .await;
+    assert_eq!(status["type"], "status");
+    assert_eq!(status["host"], FQDN);
+    assert_eq!(status["image"]["version"], "2026.12.1");
+    assert_eq!(status["image"]["slot"], "a");
+    assert_eq!(
+        status["last"]["actions"][0]["description"],
+        format!("test double: run {rev2}")
+    );
+    // The checkpoint: file and _local.
+    let file = h.checkpoint().unwrap();
+    assert_eq!(file.rev, rev2);
+    let local = checkpoint::load_local(&h.admin, FQDN)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(local, file);
+}
+
+#[tokio::test]
+async fn an_invalid_revision_fails_with_every_error_and_keeps_the_configuration_in_force() {
+    if !node_available(
+        "an_invalid_revision_fails_with_every_error_and_keeps_the_configuration_in_force",
+    ) {
+        return;
+    }
+    let mut h = Harness::new("invalid").await;
+    h.start();
+    let rev1 = h.put_host(1).await;
+    h.until_applied(&rev1).await;
+
+    // One revision breaking each rule of the model at once.
+    let mut bad = host_doc(2);
+    bad["host"] = json!("sbc9.example.net"); // disagrees with _id
+    bad["sip_profiles"]["test"]["ingress_acl"] = json!(["10.0.0.0/33"]);
+    bad["sip_profiles"]["test"]["egress_sip_port"] = json!(70000);
+    bad["sip_profiles"]["twin"] =
+        json!({"ingress_sip_ip": "198.51.100.52", "ingress_sip_port": 5200});
+    bad["sip_profiles"]["test"]["handler"] = json!({"lua": "route.lua"});
+    bad["sip_variables"]["x"] = json!("${system(rm -rf /)}");
+    bad["sip_domain_name"] = json!("a<b>.example.net");
+    let rev2 = h.put(ID, bad).await;
+    h.until("rev2 failed", |r| {
+        r.state == "failed" && r.last.as_ref().and_then(|l| l.rev.as_deref()) == Some(&rev2)
+    })
+    .await;
+    let report = h.report().0;
+    let errors = &report.last.as_ref().unwrap().errors;
+    for path in [
+        "host",
+        "sip_profiles.test.ingress_acl[0]",
+        "sip_profiles.test.egress_sip_port",
+        "sip_profiles.test.handler",
+        "sip_variables.x",
+        "sip_domain_name",
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.path == path && !e.reason.is_empty()),
+            "no error at {path}: {errors:#?}"
+        );
+    }
+    assert!(
+        errors.iter().any(|e| e.reason.contains("5200")),
+        "the duplicate bind is reported: {errors:#?}"
+    );
+    // Nothing reached the apply step, and rev1 stays in force.
+    assert_eq!(h.calls().len(), 1);
+    assert_eq!(report.applied.as_ref().unwrap().rev, rev1);
+    assert_eq!(h.checkpoint().unwrap().rev, rev1);
+    let status = h
+        .status_doc("rev2 failed", |d| {
+            d["state"] == "failed" && d["last"]["rev"] == json!(rev2)
+        })
+        .await;
+    assert_eq!(status["applied"]["rev"], json!(rev1));
+    assert!(
+        status["last"]["errors"].as_array().unwrap().len() >= 7,
+        "{status:#}"
+    );
+    assert!(
+        status["reason"].as_str().unwrap().contains("kept"),
+        "{status:#}"
+    );
+
+    // The next valid revision is applied normally.
+    let rev3 = h.put_host(3).await;
+    h.until_applied(&rev3).await;
+    assert_eq!(h.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn a_burst_of_50_revisions_leads_to_a_handful_of_applies_ending_with_the_newest() {
+    if !node_available(
+        "a_burst_of_50_revisions_leads_to_a_handful_of_applies_ending_with_the_newest",
+    ) {
+        return;
+    }
+    let mut h = Harness::new("burst").await;
+    h.delay = Duration::from_millis(300);
+    h.start();
+    h.until("the feed connected", |r| r.feed.state == "connected")
+        .await;
+    let mut last = String::new();
+    for n in 0..50 {
+        last = h.put_host(n).await;
+    }
+    h.until_applied(&last).await;
+    let calls = h.calls();
+    assert!(
+        calls.len() <= 6,
+        "{} applies for 50 revisions: {calls:?}",
+        calls.len()
+    );
+    assert_eq!(calls.last().unwrap().rev, last);
+}
+
+#[tokio::test]
+async fn restarts_before_during_and_after_an_apply_lose_nothing_and_repeat_no_effect() {
+    if !node_available(
+        "restarts_before_during_and_after_an_apply_lose_nothing_and_repeat_no_effect",
+    ) {
+        return;
+    }
+    let mut h = Harness::new("restart").await;
+    h.start();
+    let rev1 = h.put_host(1).await;
+    h.until_applied(&rev1).await;
+    let mut seqs = vec![seq_number(&h.checkpoint().unwrap())];
+
+    // After an apply: the start-up read brings rev1 again, with no effect.
+    h.stop();
+    h.start();
+    h.until_applied(&rev1).await;
+    assert_eq!(h.calls().iter().filter(|c| c.effect).count(), 1);
+    seqs.push(seq_number(&h.checkpoint().unwrap()));
+
+    // During an apply: held inside the apply step, then the daemon dies.
+    let held = h.gate.clone().write_owned().await;
+    let rev2 = h.put_host(2).await;
+    h.until("rev2 pending", |r| r.state == "pending").await;
+    h.stop();
+    assert_eq!(
+        h.checkpoint().unwrap().rev,
+        rev1,
+        "nothing saved for an unfinished apply"
+    );
+    seqs.push(seq_number(&h.checkpoint().unwrap()));
+    drop(held);
+    h.start();
+    h.until_applied(&rev2).await;
+    seqs.push(seq_number(&h.checkpoint().unwrap()));
+
+    // Before an apply: a revision written while the daemon is down.
+    h.stop();
+    let rev3 = h.put_host(3).await;
+    h.start();
+    h.until_applied(&rev3).await;
+    seqs.push(seq_number(&h.checkpoint().unwrap()));
+
+    let effects: Vec<String> = h
+        .calls()
+        .into_iter()
+        .filter(|c| c.effect)
+        .map(|c| c.rev)
+        .collect();
+    assert_eq!(
+        effects,
+        vec![rev1, rev2, rev3],
+        "each revision took effect exactly once"
+    );
+    assert!(
+        seqs.windows(2).all(|w| w[0] <= w[1]),
+        "the checkpoint went back: {seqs:?}"
+    );
+    assert!(seqs.last() > seqs.first());
+}
+
+#[tokio::test]
+async fn couchdb_killed_mid_feed_is_reported_and_followed_again() {
+    if !node_available("couchdb_killed_mid_feed_is_reported_and_followed_again") {
+        return;
+    }
+    let mut h = Harness::new("kill").await;
+    h.start();
+    let rev1 = h.put_host(1).await;
+    h.until_applied(&rev1).await;
+
+    h.pouch.kill();
+    h.until("the feed lost", |r| r.feed.state == "disconnected")
+        .await;
+    h.pouch.restart();
+    h.until("the feed back", |r| r.feed.state == "connected")
+        .await;
+    let rev2 = h.put_host(2).await;
+    h.until_applied(&rev2).await;
+    let report = h.report().0;
+    assert!(
+        report
+            .feed
+            .last_problem
+            .as_deref()
+            .unwrap_or("")
+            .contains("disconnected"),
+        "{:#?}",
+        report.feed
+    );
+    let status = h
+        .status_doc("the recovered feed", |d| d["applied"]["rev"] == json!(rev2))
+        .await;
+    assert_eq!(status["feed"]["state"], "connected");
+    assert!(status["feed"]["last_problem"]
+        .as_str()
+        .unwrap()
+        .contains("disconnected"));
+}
+
+#[tokio::test]
+async fn a_deleted_and_recreated_database_is_reported_and_read_from_the_start() {
+    if !node_available("a_deleted_and_recreated_database_is_reported_and_read_from_the_start") {
+        return;
+    }
+    let mut h = Harness::new("dbdel").await;
+    h.start();
+    for n in 0..5 {
+        h.put_host(n).await;
+    }
+    let rev = h.put_host(5).await;
+    h.until_applied(&rev).await;
+    assert!(seq_number(&h.checkpoint().unwrap()) >= 6);
+
+    h.admin.delete_db().await.unwrap();
+    h.until("the database missing", |r| {
+        r.feed.state == "database-missing"
+    })
+    .await;
+    assert_eq!(
+        h.checkpoint().unwrap().seq,
+        json!(0),
+        "the old sequence is forgotten"
+    );
+
+    assert!(h.admin.create().await.unwrap());
+    let rev_new = h.put_host(9).await;
+    h.until_applied(&rev_new).await;
+    assert!(h
+        .report()
+        .0
+        .feed
+        .last_problem
+        .unwrap()
+        .contains("database-missing"));
+}
+
+#[tokio::test]
+async fn refused_credentials_are_reported_and_retried_until_accepted() {
+    if !node_available("refused_credentials_are_reported_and_retried_until_accepted") {
+        return;
+    }
+    let mut h = Harness::new("auth").await;
+    h.admin
+        .put_security(&json!({"admins": {"names": [], "roles": []},
+            "members": {"names": ["admin", "ccnqd"], "roles": []}}))
+        .await
+        .unwrap();
+    let rev1 = h.put_host(1).await;
+    // The user does not exist yet.
+    h.start_as(Auth::basic("ccnqd", "s3cret"));
+    h.until("credentials refused", |r| {
+        r.feed.state == "credentials-refused"
+    })
+    .await;
+    assert!(h.calls().is_empty());
+
+    let users = admin_client(&h.pouch.url()).db("_users");
+    users
+        .put(
+            "org.couchdb.user:ccnqd",
+            &json!({"name": "ccnqd", "password": "s3cret", "roles": [], "type": "user"}),
+        )
+        .await
+        .unwrap();
+    h.until_applied(&rev1).await;
+    assert!(h
+        .report()
+        .0
+        .feed
+        .last_problem
+        .unwrap()
+        .contains("credentials-refused"));
+}
+
+#[tokio::test]
+async fn a_failed_apply_is_reported_retried_and_replaced_by_a_newer_revision() {
+    if !node_available("a_failed_apply_is_reported_retried_and_replaced_by_a_newer_revision") {
+        return;
+    }
+    let mut h = Harness::new("fail").await;
+    *h.fail.lock().unwrap() = Some("reloadxml: +OK [mismatched tag]".into());
+    h.start();
+    let rev1 = h.put_host(1).await;
+    h.until("rev1 failed", |r| r.state == "failed").await;
+    assert!(h.report().0.applied.is_none());
+    assert!(h.checkpoint().is_none(), "no checkpoint for a failed apply");
+    h.status_doc("failed with FreeSWITCH's words", |d| {
+        d["state"] == "failed" && d["reason"] == "reloadxml: +OK [mismatched tag]"
+    })
+    .await;
+
+    *h.fail.lock().unwrap() = None;
+    let rev2 = h.put_host(2).await;
+    h.until_applied(&rev2).await;
+    assert!(h.calls().iter().all(|c| c.rev == rev1 || c.rev == rev2));
+}
+
+#[tokio::test]
+async fn the_replication_documents_are_created_repaired_and_bring_the_central_document() {
+    use ccnq_couch::replication::{pull_doc_id, Endpoint, ReplicationSpec};
+    if !node_available(
+        "the_replication_documents_are_created_repaired_and_bring_the_central_document",
+    ) {
+        return;
+    }
+    let mut h = Harness::new("replication").await;
+    // Two databases of one server stand in for the central and the local CouchDB.
+    let central = admin_client(&h.pouch.url()).db("central");
+    assert!(central.create().await.unwrap());
+    let endpoint = |db: &str| Endpoint {
+        url: format!("{}/{db}", h.pouch.url()),
+        basic: Some(("admin".into(), "secret".into())),
+    };
+    let spec = ReplicationSpec {
+        fqdn: FQDN.into(),
+        central: endpoint("central"),
+        local: endpoint("provisioning"),
+    };
+    h.start();
+    let report = h.daemon.as_ref().unwrap().report.clone();
+    let replicator = admin_client(&h.pouch.url()).db("_replicator");
+    let keeper = tokio::spawn(replication::run(
+        replicator.clone(),
+        spec,
+        Duration::from_millis(500),
+        report,
+    ));
+    h.until("replication documents created", |r| {
+        r.replication
+            .as_ref()
+            .is_some_and(|s| s.detail.contains("created"))
+    })
+    .await;
+
+    // A document written centrally reaches the local database and is applied.
+    let mut doc = host_doc(1);
+    doc["_id"] = json!(ID);
+    let rev1 = central.put(ID, &doc).await.unwrap();
+    h.until_applied(&rev1).await;
+
+    // Someone deletes the pull document: it is put back. (pouchdb-server 4.2.0 then
+    // crashes, a bug of its replicator that CouchDB 3 does not share: the deletion is on
+    // disk by then, so it is restarted, as systemd would restart CouchDB.)
+    let pull = replicator.get(&pull_doc_id(FQDN), None).await.unwrap();
+    replicator
+        .delete(&pull_doc_id(FQDN), pull["_rev"].as_str().unwrap())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.pouch.restart();
+    h.until("the pull document put back", |r| {
+        r.replication.as_ref().is_some_and(|s| {
+            s.state == "ok" && s.detail == format!("created {}", pull_doc_id(FQDN))
+        })
+    })
+    .await;
+    // And it works again: a central change arrives and is applied.
+    let mut doc = central.get(ID, None).await.unwrap();
+    doc["sip_variables"]["revision_marker"] = json!("r2");
+    let rev2 = central.put(ID, &doc).await.unwrap();
+    h.until_applied(&rev2).await;
+    keeper.abort();
+}
