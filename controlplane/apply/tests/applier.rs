@@ -6,6 +6,7 @@
 //! `sip_profiles/*.xml` through the store's link as FreeSWITCH does.
 
 mod common;
+use common::ContainerExt;
 
 use ccnq_apply::{Applier, ApplyOptions, ApplyReport, FileStore, Outcome, Progress, Services};
 use ccnq_esl_peer::{Peer, PeerConfig};

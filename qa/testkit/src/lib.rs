@@ -2,4 +2,5 @@
 //! same way everywhere: [`pouch`] runs a real pouchdb-server 4.2.0 (the CouchDB stand-in
 //! of spec/couchdb.md) per test.
 
+pub mod nspawn;
 pub mod pouch;

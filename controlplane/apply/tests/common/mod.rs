@@ -5,58 +5,29 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use ccnq_systemd::Systemd;
 
-pub struct Container {
-    pub address: String,
-    /// The container's /etc/systemd/system, writable from the host.
-    pub units: PathBuf,
-    /// The container's /var, seen from the host.
-    pub var: PathBuf,
+// Each test binary uses a part of `common`.
+#[allow(unused_imports)]
+pub use ccnq_testkit::nspawn::{container, Container};
+
+/// What the applier's tests do with the container.
+pub trait ContainerExt {
+    async fn connect(&self) -> Systemd;
+    async fn install_freeswitch_standin(
+        &self,
+        systemd: &Systemd,
+        name: &str,
+        install_section: bool,
+    ) -> String;
+    fn starts(&self, name: &str) -> usize;
 }
 
-fn nspawn_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../qa/nspawn")
-}
-
-/// The shared container, booted on first use.
-pub fn container() -> &'static Container {
-    static C: OnceLock<Container> = OnceLock::new();
-    C.get_or_init(|| {
-        let state = std::env::temp_dir().join(format!("ccnq-apply-{}", std::process::id()));
-        let started = std::time::Instant::now();
-        let out = Command::new(nspawn_dir().join("up"))
-            .arg(&state)
-            .env("CCNQ_NSPAWN_OWNER_PID", std::process::id().to_string())
-            .env("CCNQ_NSPAWN_CLEANUP", "1")
-            .output()
-            .expect("run qa/nspawn/up");
-        if !out.status.success() {
-            panic!(
-                "qa/nspawn/up failed (these tests need root, systemd-nspawn and debootstrap; \
-                 CI={:?}):\n{}",
-                std::env::var("CI").ok(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let address = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        eprintln!("nspawn container up in {:?}: {address}", started.elapsed());
-        Container {
-            address,
-            units: state.join("units"),
-            var: state.join("var"),
-        }
-    })
-}
-
-impl Container {
+impl ContainerExt for Container {
     /// A fresh connection, with a timeout long enough for the units' own timeouts.
-    pub async fn connect(&self) -> Systemd {
+    async fn connect(&self) -> Systemd {
         Systemd::connect(&self.address)
             .await
             .expect("connect to the container's bus")
@@ -67,7 +38,7 @@ impl Container {
     /// stopped and appends a line to /var/tmp/<name>.starts at each start (before the
     /// start job ends: ExecStartPre), so a test can count the (re)starts systemd really did. Without an `[Install]` section it cannot
     /// be enabled.
-    pub async fn install_freeswitch_standin(
+    async fn install_freeswitch_standin(
         &self,
         systemd: &Systemd,
         name: &str,
@@ -94,7 +65,7 @@ impl Container {
     }
 
     /// How many times the stand-in `name` was started.
-    pub fn starts(&self, name: &str) -> usize {
+    fn starts(&self, name: &str) -> usize {
         std::fs::read_to_string(self.var.join(format!("tmp/{name}.starts")))
             .map(|s| s.lines().count())
             .unwrap_or(0)

@@ -1,77 +1,25 @@
-//! A real systemd for the tests: one nspawn container per test binary, booted through
-//! qa/nspawn/up and stopped by the watcher `up` leaves behind when this process exits.
-//! If it cannot boot the tests fail, loudly; nothing is skipped.
+//! A real systemd for the tests (ccnq-testkit's nspawn container) and the test units.
 
 #![allow(dead_code)]
 
 pub mod double;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use ccnq_systemd::Systemd;
 
-pub struct Container {
-    pub address: String,
-    /// The container's /etc/systemd/system, writable from the host.
-    pub units: PathBuf,
-}
+// Each test binary uses a part of `common`.
+#[allow(unused_imports)]
+pub use ccnq_testkit::nspawn::{container, Container};
 
-fn nspawn_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../qa/nspawn")
-}
-
-/// The shared container, booted on first use.
-pub fn container() -> &'static Container {
-    static C: OnceLock<Container> = OnceLock::new();
-    C.get_or_init(|| {
-        let state = std::env::temp_dir().join(format!(
-            "ccnq-systemd-{}-{}",
-            std::env::args()
-                .next()
-                .and_then(|a| Path::new(&a)
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned()))
-                .unwrap_or_default(),
-            std::process::id()
-        ));
-        let started = std::time::Instant::now();
-        let out = Command::new(nspawn_dir().join("up"))
-            .arg(&state)
-            .env("CCNQ_NSPAWN_OWNER_PID", std::process::id().to_string())
-            .env("CCNQ_NSPAWN_CLEANUP", "1")
-            .output()
-            .expect("run qa/nspawn/up");
-        if !out.status.success() {
-            panic!(
-                "qa/nspawn/up failed (these tests need root, systemd-nspawn and debootstrap; \
-                 CI={:?}):\n{}",
-                std::env::var("CI").ok(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let address = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        eprintln!("nspawn container up in {:?}: {address}", started.elapsed());
-        Container {
-            address,
-            units: state.join("units"),
-        }
-    })
-}
-
-impl Container {
-    /// Writes unit files into the container's /etc/systemd/system. Callers then
-    /// daemon-reload over D-Bus.
-    pub fn install(&self, units: &[(String, String)]) {
-        for (name, text) in units {
-            std::fs::write(self.units.join(name), text).expect("write unit file");
-        }
-    }
-
+/// A connection to the container's systemd.
+pub trait Connect {
     /// A fresh connection, with a timeout long enough for the units' own timeouts.
-    pub async fn connect(&self) -> Systemd {
+    async fn connect(&self) -> Systemd;
+}
+
+impl Connect for Container {
+    async fn connect(&self) -> Systemd {
         Systemd::connect(&self.address)
             .await
             .expect("connect to the container's bus")
