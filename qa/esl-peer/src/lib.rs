@@ -42,6 +42,9 @@
 //!   the parse error every XML reload fails with (`+OK [<text>]` for `reloadxml`,
 //!   `-ERR [<text>]` for `reloadacl`, `Reload XML [<text>]` for profile verbs); absent
 //!   means success. It overrides [`Peer::set_reloadxml_error`].
+//! - `DIR/reloadxml-error-once`: the same for the next XML reload only; the peer removes
+//!   the file when it takes it. This is how broken new files look when the applier then
+//!   puts the last good ones back: the rollback's `reloadxml` succeeds.
 //! - `DIR/channels`: a comma-separated channel-count script (`2,1,0`), applied whenever
 //!   the file's content changes: each `show channels count` takes the next number, the
 //!   last one repeats.

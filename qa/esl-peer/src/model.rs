@@ -67,6 +67,8 @@ pub struct Model {
     ten_second_rule: Duration,
     channels: VecDeque<u64>,
     reloadxml_error: Option<String>,
+    /// Fails the next reload only (the files are then put back, as a rollback does).
+    reloadxml_error_once: Option<String>,
     paused_all: bool,
     paused_inbound: bool,
     paused_outbound: bool,
@@ -96,6 +98,7 @@ impl Model {
             ten_second_rule,
             channels: VecDeque::new(),
             reloadxml_error,
+            reloadxml_error_once: None,
             paused_all: false,
             paused_inbound: false,
             paused_outbound: false,
@@ -139,6 +142,11 @@ impl Model {
 
     pub fn set_reloadxml_error(&mut self, text: Option<String>) {
         self.reloadxml_error = text;
+    }
+
+    /// The next XML reload (only) fails with `text`.
+    pub fn fail_next_reload(&mut self, text: String) {
+        self.reloadxml_error_once = Some(text);
     }
 
     /// Whether new inbound calls are refused (`fsctl pause` or `fsctl pause inbound`).
@@ -186,6 +194,9 @@ impl Model {
 
     /// Reloads the known XML: the forced error wins, then the source's verdict.
     fn reload(&mut self, xml: &dyn XmlSource) -> Result<(), String> {
+        if let Some(e) = self.reloadxml_error_once.take() {
+            return Err(e);
+        }
         if let Some(e) = &self.reloadxml_error {
             return Err(e.clone());
         }

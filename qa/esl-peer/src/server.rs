@@ -85,6 +85,14 @@ impl Shared {
             .ok()
             .map(|s| s.strip_suffix('\n').unwrap_or(&s).to_string());
         lock(&self.model).set_reloadxml_error(error);
+        let once = dir.join("reloadxml-error-once");
+        if let Ok(text) = std::fs::read_to_string(&once) {
+            // Taken, then gone: the next reload fails, the one after (the rollback's) works.
+            if std::fs::remove_file(&once).is_ok() {
+                let text = text.strip_suffix('\n').unwrap_or(&text).to_string();
+                lock(&self.model).fail_next_reload(text);
+            }
+        }
         let Ok(text) = std::fs::read_to_string(dir.join("channels")) else {
             return;
         };

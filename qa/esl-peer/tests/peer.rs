@@ -222,6 +222,16 @@ async fn the_control_directory_changes_behaviour_at_run_time() {
     std::fs::remove_file(control.path().join("reloadxml-error")).unwrap();
     assert_eq!(body(esl.reloadxml().await.unwrap()), "+OK [Success]\n");
 
+    // One failure only, and the file is taken.
+    let once = control.path().join("reloadxml-error-once");
+    std::fs::write(&once, "[error near line 3]: y\n").unwrap();
+    assert_eq!(
+        body(esl.reloadxml().await.unwrap()),
+        "+OK [[error near line 3]: y]\n"
+    );
+    assert!(!once.exists());
+    assert_eq!(body(esl.reloadxml().await.unwrap()), "+OK [Success]\n");
+
     let count = || async { esl.channels_count().await.unwrap().result.unwrap() };
     assert_eq!(count().await, 0);
     std::fs::write(control.path().join("channels"), "3, 1").unwrap();
