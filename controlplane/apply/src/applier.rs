@@ -53,6 +53,15 @@ pub trait Services: Send + Sync {
 
 impl Services for ccnq_systemd::Systemd {
     async fn job(&self, unit: &str, job: SystemdJob) -> Result<String, String> {
+        // An image built without FreeSWITCH has no unit file for it: stopping or disabling
+        // what is not installed leaves it as asked; starting it cannot work, and says why.
+        let info = self.unit_info(unit).await.map_err(|e| e.to_string())?;
+        if info.load_state == ccnq_systemd::LoadState::Absent {
+            return match job {
+                SystemdJob::Stop | SystemdJob::Disable => Ok("done".to_owned()),
+                _ => Err(format!("{unit} is not installed on this host")),
+            };
+        }
         let done = |r: ccnq_systemd::JobResult| r.as_str().to_owned();
         match job {
             SystemdJob::Restart => self.restart(unit).await.map(done),

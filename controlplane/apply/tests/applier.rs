@@ -645,3 +645,56 @@ async fn a_failure_after_a_drain_rolls_back_and_resumes_inbound_calls() {
     assert_eq!(common::container().starts(&f.name), 1, "never restarted");
     assert_eq!(f.installed_rev(), "1-a");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_freeswitch_installed_off_is_clean_and_on_fails_saying_why() {
+    let systemd = common::container().connect().await;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let options = ApplyOptions {
+        command_timeout: Duration::from_secs(5),
+        confirm_deadline: Duration::from_secs(2),
+        unit: "fs-not-installed-on-this-image.service".into(),
+        ..ApplyOptions::new("ClueCon", Duration::from_secs(1))
+    };
+    let mut applier = Applier::new(FileStore::open(tmp.path()).unwrap(), systemd, options);
+
+    // A server-only host on an image built without FreeSWITCH: stop and disable what is
+    // not installed, which leaves it as asked.
+    let off = changed("1-a", |d| d["server_only"] = json!(true));
+    let (off_host, off_rendering) = (host(&off), rendering(&off));
+    let first = plan(
+        None,
+        Snapshot {
+            host: &off_host,
+            rendering: &off_rendering,
+        },
+    );
+    assert!(first
+        .actions()
+        .any(|a| matches!(a, Action::StopFreeswitch | Action::DisableFreeswitch)));
+    let report = applier
+        .apply(&first, &off_rendering, &off, "1-a", &|_| {})
+        .await;
+    assert_eq!(report.outcome, Outcome::Ok, "{report:#?}");
+
+    // Asking for FreeSWITCH there fails, and says it is not installed.
+    let on = changed("2-b", |_| {});
+    let (on_host, on_rendering) = (host(&on), rendering(&on));
+    let second = plan(
+        Some(Snapshot {
+            host: &off_host,
+            rendering: &off_rendering,
+        }),
+        Snapshot {
+            host: &on_host,
+            rendering: &on_rendering,
+        },
+    );
+    let report = applier
+        .apply(&second, &on_rendering, &on, "2-b", &|_| {})
+        .await;
+    match &report.outcome {
+        Outcome::Failed { reason, .. } => assert!(reason.contains("not installed"), "{reason}"),
+        Outcome::Ok => panic!("FreeSWITCH cannot start where it is not installed"),
+    }
+}
