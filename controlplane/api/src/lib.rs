@@ -313,6 +313,143 @@ pub struct Problem {
 /// The media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `GET /v1/services`: the units this daemon manages, as systemd sees them now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ServiceList {
+    /// One entry per managed unit, in the order of the daemon's configuration.
+    pub services: Vec<ServiceState>,
+}
+
+/// One managed unit: systemd's view of it, and what the host document wants of it.
+/// The same object appears under `services.<unit>` in the `status:<fqdn>` document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ServiceState {
+    /// The unit, e.g. `freeswitch.service`.
+    pub name: String,
+    /// systemd's LoadState (`loaded`; `absent` when the host has no such unit file).
+    pub load_state: String,
+    /// systemd's ActiveState: `active`, `inactive`, `failed`, `activating`, …
+    pub state: String,
+    /// systemd's SubState: `running`, `dead`, `failed`, `start-pre`, …
+    pub sub_state: String,
+    /// When the unit entered its current state (RFC 3339), if it ever changed.
+    pub since: Option<String>,
+    /// The main process, while one runs.
+    pub main_pid: Option<u32>,
+    /// Memory in use by the unit's processes, when systemd accounts for it.
+    pub memory_bytes: Option<u64>,
+    /// The result of the unit's last run (`success`, `exit-code`, `signal`, `timeout`, …).
+    pub result: Option<String>,
+    /// What the host document asks of the unit (`running` or `stopped`), when a document
+    /// is in force and says anything about this unit.
+    pub desired: Option<String>,
+    /// What an action on the unit waits for now, e.g. `draining (3 calls)`.
+    pub pending: Option<String>,
+    /// The last action the daemon took on the unit (API or desired state), one line.
+    pub last_action: Option<String>,
+}
+
+/// Which action `POST /v1/services/{name}/{action}` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceAction {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl ServiceAction {
+    pub const ALL: [ServiceAction; 3] = [
+        ServiceAction::Start,
+        ServiceAction::Stop,
+        ServiceAction::Restart,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceAction::Start => "start",
+            ServiceAction::Stop => "stop",
+            ServiceAction::Restart => "restart",
+        }
+    }
+
+    /// Whether the action ends the running process (and so drops FreeSWITCH's calls).
+    pub fn drops_calls(self) -> bool {
+        !matches!(self, ServiceAction::Start)
+    }
+}
+
+impl fmt::Display for ServiceAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ServiceAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ServiceAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not one of start, stop, restart"))
+    }
+}
+
+/// What a service action did: the drain (FreeSWITCH), systemd's job result, how long it
+/// took. The answer of `POST /v1/services/{name}/{action}` when the job ran and ended
+/// `done`; inside a [`ServiceActionFailed`] problem otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ServiceActionReport {
+    pub unit: String,
+    pub action: ServiceAction,
+    /// True when an admin asked `?force=true`: no drain, the calls in progress drop.
+    pub forced: bool,
+    /// The drain before the action; absent when none was needed (not FreeSWITCH, a
+    /// start, forced).
+    pub drain: Option<DrainReport>,
+    /// systemd's job result: `done`, `failed`, `timeout`, `canceled`, `dependency`, …;
+    /// absent when no job was run (systemd refused the request, or the drain failed).
+    pub job_result: Option<String>,
+    /// Why no job result came back, when none did.
+    pub error: Option<String>,
+    /// True when the job ended `done`.
+    pub ok: bool,
+    /// How long the request waited for another action or an apply on the same unit.
+    pub waited_ms: u64,
+    /// From the request to the job's end (drain included).
+    pub duration_ms: u64,
+    /// The unit after the action, when systemd could be asked.
+    pub after: Option<ServiceState>,
+    /// One line for people and the audit log.
+    pub summary: String,
+}
+
+/// The drain of FreeSWITCH's calls before a stop or restart.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct DrainReport {
+    /// `drained` (no call left), `deadline_reached` (went on with calls up),
+    /// `not_running` (FreeSWITCH was not running: nothing to drain) or `failed`.
+    pub outcome: String,
+    /// `show channels count` at the first poll.
+    pub calls_at_start: Option<u64>,
+    /// `show channels count` at the last poll.
+    pub calls_left: Option<u64>,
+    /// The configured deadline, in seconds.
+    pub deadline_secs: f64,
+    pub duration_ms: u64,
+    /// What went wrong (`failed`), or what was done after (`resumed inbound calls`).
+    pub detail: Option<String>,
+}
+
+/// A service action that did not end `done`: a problem document (RFC 9457) that also
+/// carries the report, so the caller sees systemd's job result and the drain.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct ServiceActionFailed {
+    #[serde(flatten)]
+    pub problem: Problem,
+    pub report: ServiceActionReport,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,10 @@ const EXIT_CODES: &str = "EXIT CODES:
   4  not authenticated (401) or not allowed (403)
   5  the server failed (5xx)
   6  the server refused the request (other 4xx)
-  7  `config plan`: the document would be refused (its errors are printed)";
+  7  `config plan`: the document would be refused (its errors are printed)
+  8  `services start|stop|restart`: systemd's job ended otherwise than `done`
+     (failed, timeout, …), or FreeSWITCH could not be drained so nothing was
+     done; the report is printed on standard output";
 
 #[derive(Parser)]
 #[command(name = "ccnqctl", version, about = "Operate a CCNQ5 host through its local API", after_help = EXIT_CODES)]
@@ -52,9 +55,10 @@ struct Cli {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Format::Table, global = true)]
     output: Format,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 10.0, global = true)]
-    timeout: f64,
+    /// Give up after this many seconds [default: 10; 900 for `services start|stop|restart`,
+    /// which wait for a drain and systemd's job].
+    #[arg(long, global = true)]
+    timeout: Option<f64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,6 +82,12 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: Option<ConfigCommand>,
+    },
+    /// The managed services (FreeSWITCH, CouchDB): list them, or start, stop or restart
+    /// one (operator role; FreeSWITCH's calls are drained before a stop or restart).
+    Services {
+        #[command(subcommand)]
+        action: Option<ServicesCommand>,
     },
     /// Show the daemon's log level, or set it (operator role).
     LogLevel {
@@ -104,6 +114,29 @@ enum ConfigCommand {
         file: Option<PathBuf>,
     },
 }
+
+#[derive(Subcommand)]
+enum ServicesCommand {
+    /// Start a managed unit and wait for systemd's job.
+    Start(ServiceArgs),
+    /// Stop a managed unit (FreeSWITCH: after draining its calls).
+    Stop(ServiceArgs),
+    /// Restart a managed unit (FreeSWITCH: after draining its calls).
+    Restart(ServiceArgs),
+}
+
+#[derive(clap::Args)]
+struct ServiceArgs {
+    /// The unit, with or without `.service` (e.g. `freeswitch`).
+    name: String,
+    /// Do not drain FreeSWITCH's calls: they drop (admin role).
+    #[arg(long)]
+    force: bool,
+}
+
+/// Default wait for a service action: the daemon's default drain deadline (300 s) plus
+/// systemd's job limit (120 s), with room.
+const SERVICE_ACTION_TIMEOUT: f64 = 900.0;
 
 /// A failure, with the exit code it maps to.
 struct Failure {
@@ -207,7 +240,13 @@ fn target(cli: &Cli) -> Result<Target, Failure> {
         ),
         None => std::env::var("CCNQ_TOKEN").ok(),
     };
-    if !(cli.timeout.is_finite() && cli.timeout > 0.0) {
+    let acting = matches!(cli.command, Command::Services { action: Some(_) });
+    let timeout = cli.timeout.unwrap_or(if acting {
+        SERVICE_ACTION_TIMEOUT
+    } else {
+        10.0
+    });
+    if !(timeout.is_finite() && timeout > 0.0) {
         return Err(usage(
             "--timeout must be a positive number of seconds".into(),
         ));
@@ -218,7 +257,7 @@ fn target(cli: &Cli) -> Result<Target, Failure> {
         fingerprint,
         cert_and_key,
         token,
-        timeout: Duration::from_secs_f64(cli.timeout),
+        timeout: Duration::from_secs_f64(timeout),
     })
 }
 
@@ -270,6 +309,26 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
             }
             text
         }
+        Command::Services { action: None } => show(
+            cli,
+            target.call(Method::GET, "/v1/services", None).await?,
+            output::services,
+        )?,
+        Command::Services {
+            action: Some(command),
+        } => {
+            let (verb, args) = match command {
+                ServicesCommand::Start(a) => ("start", a),
+                ServicesCommand::Stop(a) => ("stop", a),
+                ServicesCommand::Restart(a) => ("restart", a),
+            };
+            let path = format!(
+                "/v1/services/{}/{verb}{}",
+                args.name,
+                if args.force { "?force=true" } else { "" }
+            );
+            service_action(cli, target.call(Method::POST, &path, None).await?)?
+        }
         Command::LogLevel { level: None } => show(
             cli,
             target.call(Method::GET, "/v1/log/level", None).await?,
@@ -292,6 +351,36 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
     };
     print!("{text}");
     Ok(())
+}
+
+/// The report of a service action, printed whether the job succeeded or not (it says
+/// what systemd answered and what the drain did); the exit code tells which.
+fn service_action(cli: &Cli, reply: client::Reply) -> Result<String, Failure> {
+    if reply.status.is_success() {
+        return show(cli, reply, output::service_action);
+    }
+    let Ok(failed) = serde_json::from_slice::<ccnq_api::ServiceActionFailed>(&reply.body) else {
+        // A plain problem (401, 403, 404, 400): no action was attempted.
+        return show(cli, reply, output::service_action);
+    };
+    let text = match cli.output {
+        Format::Json => format!("{}\n", String::from_utf8_lossy(&reply.body).trim_end()),
+        Format::Table => output::service_action(&failed.report),
+    };
+    print!("{text}");
+    let code = match reply.status.as_u16() {
+        502 => 8,
+        409 => 6,
+        _ => 5,
+    };
+    Err(Failure {
+        code,
+        message: format!(
+            "{}: {}",
+            reply.status,
+            failed.problem.detail.unwrap_or_default()
+        ),
+    })
 }
 
 /// Turns a reply into output, or into the failure its status means.

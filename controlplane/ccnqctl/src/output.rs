@@ -3,7 +3,9 @@
 //! The JSON output is exactly what the API returned, so a script written against
 //! `ccnqctl -o json` and one written against the API itself read the same fields.
 
-use ccnq_api::{ConfigReport, Health, LogLevel, PlanPreview, Status, Version};
+use ccnq_api::{
+    ConfigReport, Health, LogLevel, PlanPreview, ServiceActionReport, ServiceList, Status, Version,
+};
 
 /// Left-aligned `key  value` rows.
 pub fn table(rows: &[(&str, String)]) -> String {
@@ -173,6 +175,95 @@ pub fn plan(p: &PlanPreview) -> String {
         out.push_str(&format!("  warning  {}: {}\n", w.path, w.reason));
     }
     out
+}
+
+/// `ccnqctl services`: one row per managed unit, columns aligned.
+pub fn services(l: &ServiceList) -> String {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let mut rows = vec![[
+        "UNIT".to_string(),
+        "STATE".into(),
+        "SUB".into(),
+        "SINCE".into(),
+        "PID".into(),
+        "MEMORY".into(),
+        "DESIRED".into(),
+        "PENDING".into(),
+    ]];
+    for s in &l.services {
+        rows.push([
+            s.name.clone(),
+            if s.load_state == "absent" {
+                "absent".into()
+            } else {
+                s.state.clone()
+            },
+            s.sub_state.clone(),
+            dash(&s.since),
+            s.main_pid.map_or("-".into(), |p| p.to_string()),
+            s.memory_bytes.map_or("-".into(), bytes),
+            dash(&s.desired),
+            dash(&s.pending),
+        ]);
+    }
+    let mut widths = [0usize; 8];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `ccnqctl services start|stop|restart`: what was done, the drain, systemd's answer.
+pub fn service_action(r: &ServiceActionReport) -> String {
+    let mut rows = vec![
+        ("unit", r.unit.clone()),
+        (
+            "action",
+            format!("{}{}", r.action, if r.forced { " (forced)" } else { "" }),
+        ),
+    ];
+    if let Some(d) = &r.drain {
+        let counts = match (d.calls_at_start, d.calls_left) {
+            (Some(a), Some(b)) => format!(", {a} call(s) at start, {b} left"),
+            _ => String::new(),
+        };
+        rows.push(("drain", format!("{} in {} ms{counts}", d.outcome, d.duration_ms)));
+        if let Some(detail) = &d.detail {
+            rows.push(("drain detail", detail.clone()));
+        }
+    }
+    rows.push(("job result", or_dash(&r.job_result)));
+    if let Some(e) = &r.error {
+        rows.push(("error", e.clone()));
+    }
+    if r.waited_ms > 0 {
+        rows.push(("waited", format!("{} ms for another action", r.waited_ms)));
+    }
+    rows.push(("duration", format!("{} ms", r.duration_ms)));
+    if let Some(a) = &r.after {
+        rows.push((
+            "now",
+            format!(
+                "{} ({}){}",
+                a.state,
+                a.sub_state,
+                a.main_pid.map(|p| format!(", PID {p}")).unwrap_or_default()
+            ),
+        ));
+    }
+    table(&rows)
 }
 
 pub fn health(h: &Health) -> String {

@@ -46,6 +46,20 @@ struct File {
     freeswitch: FreeswitchFile,
     #[serde(default)]
     systemd: SystemdFile,
+    #[serde(default)]
+    services: ServicesFile,
+}
+
+/// `[services]`: the units the local API may show and act on. Anything else is 404,
+/// whatever the caller's role: the API is no remote `systemctl`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServicesFile {
+    /// Default: FreeSWITCH's unit (`freeswitch.unit`) and CouchDB's (`couchdb_unit`).
+    managed: Option<Vec<String>>,
+    /// The unit of the local CouchDB, which `services.couchdb.enabled` of the host
+    /// document concerns.
+    couchdb_unit: Option<String>,
 }
 
 /// `[freeswitch]`: how the daemon reaches FreeSWITCH and how long it waits for it.
@@ -272,6 +286,16 @@ pub struct Config {
     pub freeswitch: FreeswitchConfig,
     /// `None`: the system bus.
     pub systemd_bus: Option<String>,
+    pub services: ServicesConfig,
+}
+
+/// The units the daemon manages.
+#[derive(Debug, Clone)]
+pub struct ServicesConfig {
+    /// Full unit names (`freeswitch.service`), no duplicates, in the configured order.
+    pub managed: Vec<String>,
+    /// CouchDB's unit.
+    pub couchdb_unit: String,
 }
 
 #[derive(Debug, Clone)]
@@ -493,6 +517,8 @@ impl Config {
                 .map_err(|r| invalid("freeswitch.command_timeout_secs", r))?,
         };
 
+        let services = services_config(file.services, &freeswitch.unit, &invalid)?;
+
         Ok(Config {
             host,
             data_dir: file.data_dir,
@@ -512,8 +538,44 @@ impl Config {
             couchdb,
             freeswitch,
             systemd_bus: file.systemd.bus,
+            services,
         })
     }
+}
+
+fn services_config(
+    s: ServicesFile,
+    freeswitch_unit: &str,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<ServicesConfig, ConfigError> {
+    let service_unit = |key: &str, name: &str| {
+        ccnq_systemd::validate_unit_name(name).map_err(|e| invalid(key, e.to_string()))?;
+        if !name.ends_with(".service") {
+            return Err(invalid(
+                key,
+                format!("{name:?}: only service units can be managed"),
+            ));
+        }
+        Ok(())
+    };
+    let couchdb_unit = s.couchdb_unit.unwrap_or_else(|| "couchdb.service".into());
+    service_unit("services.couchdb_unit", &couchdb_unit)?;
+    let managed = match s.managed {
+        Some(list) => list,
+        None => vec![freeswitch_unit.to_string(), couchdb_unit.clone()],
+    };
+    let mut seen = BTreeSet::new();
+    for (i, name) in managed.iter().enumerate() {
+        let key = format!("services.managed[{i}]");
+        service_unit(&key, name)?;
+        if !seen.insert(name.as_str()) {
+            return Err(invalid(&key, format!("{name:?} is listed twice")));
+        }
+    }
+    Ok(ServicesConfig {
+        managed,
+        couchdb_unit,
+    })
 }
 
 fn couch_config(
@@ -813,5 +875,41 @@ mod tests {
         assert_eq!(key, "couchdb.central.url");
         let (key, _) = error_of(&format!("{MINIMAL}[freeswitch]\nunit = \"freeswitch\"\n"));
         assert_eq!(key, "freeswitch.unit");
+    }
+
+    #[test]
+    fn managed_services_default_to_freeswitch_and_couchdb() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(
+            c.services.managed,
+            ["freeswitch.service", "couchdb.service"]
+        );
+        let c = parse(&format!(
+            "{MINIMAL}[freeswitch]\nunit = \"fs.service\"\n[services]\ncouchdb_unit = \"db.service\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.services.managed, ["fs.service", "db.service"]);
+        assert_eq!(c.services.couchdb_unit, "db.service");
+    }
+
+    #[test]
+    fn managed_service_mistakes_are_named() {
+        let (key, reason) = error_of(&format!(
+            "{MINIMAL}[services]\nmanaged = [\"a.service\", \"b\"]\n"
+        ));
+        assert_eq!(key, "services.managed[1]");
+        assert!(reason.contains("unit type"), "{reason}");
+        let (key, reason) = error_of(&format!(
+            "{MINIMAL}[services]\nmanaged = [\"a.service\", \"a.service\"]\n"
+        ));
+        assert_eq!(key, "services.managed[1]");
+        assert!(reason.contains("twice"), "{reason}");
+        let (key, reason) = error_of(&format!("{MINIMAL}[services]\nmanaged = [\"tmp.mount\"]\n"));
+        assert_eq!(key, "services.managed[0]");
+        assert!(reason.contains("service units"), "{reason}");
+        let (key, _) = error_of(&format!("{MINIMAL}[services]\ncouchdb_unit = \"x y\"\n"));
+        assert_eq!(key, "services.couchdb_unit");
+        let (key, _) = error_of(&format!("{MINIMAL}[services]\nunits = []\n"));
+        assert_eq!(key, "services.units");
     }
 }

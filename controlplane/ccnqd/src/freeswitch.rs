@@ -98,11 +98,16 @@ pub fn load_or_create_password(path: &std::path::Path) -> std::io::Result<String
     Ok(password)
 }
 
+/// Held by whatever acts on FreeSWITCH's process (an apply, a service action of the
+/// local API), so that a drain or a restart of one never interleaves with the other.
+pub type FreeswitchLock = Arc<tokio::sync::Mutex<()>>;
+
 /// The apply step of the reconcile loop, for FreeSWITCH.
 pub struct Freeswitch<S: Services> {
     pub applier: Applier<S>,
     pub secrets: Secrets,
     pub running: SharedRunning,
+    pub lock: FreeswitchLock,
 }
 
 impl<S: Services + 'static> Apply for Freeswitch<S> {
@@ -143,6 +148,8 @@ impl<S: Services + 'static> Apply for Freeswitch<S> {
             };
         }
         log::info!("rev {}: plan ({}):\n{plan}", wanted.rev, plan.cost);
+        let lock = self.lock.clone();
+        let _exclusive = lock.lock().await;
         let report = self
             .applier
             .apply(&plan, &rendering, wanted.document, wanted.rev, &|p| {

@@ -14,6 +14,7 @@ mod logging;
 mod notify;
 mod reconcile;
 mod server;
+mod services;
 mod system;
 mod tls;
 mod volume;
@@ -115,8 +116,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .as_ref()
             .map(|_| format!("host:{}", config.host)),
     ));
-    let planner = follow(&config, &report)?;
-    let mut daemon = api::Daemon::new(config, audit, report);
+    // One systemd connection and one FreeSWITCH lock for the apply step and the API.
+    let systemd = freeswitch::LazySystemd::new(config.systemd_bus.clone());
+    let services = Arc::new(services::Services::new(
+        &config,
+        systemd,
+        Arc::default(),
+        report.clone(),
+    ));
+    reconcile::status::attach_services(services.state.clone());
+    tokio::spawn(services::watch(services.clone()));
+    let planner = follow(&config, &report, &services)?;
+    let mut daemon = api::Daemon::new(config, audit, report, services);
     daemon.planner = planner;
     let daemon = Arc::new(daemon);
     let server = Arc::new(server::Server {
@@ -172,6 +183,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
 fn follow(
     config: &Config,
     report: &Arc<reconcile::report::Report>,
+    services: &Arc<services::Services>,
 ) -> anyhow::Result<Option<api::Planner>> {
     use anyhow::Context;
     use ccnq_couch::{Auth, Client, ClientConfig};
@@ -213,11 +225,16 @@ fn follow(
     options.command_timeout = fs.command_timeout;
     options.confirm_deadline = fs.confirm_deadline;
     options.unit = fs.unit.clone();
-    let systemd = freeswitch::LazySystemd::new(config.systemd_bus.clone());
-    let applier = freeswitch::Freeswitch {
-        applier: ccnq_apply::Applier::new(store, systemd, options),
-        secrets: secrets.clone(),
+    let applier = services::Enforce {
+        inner: freeswitch::Freeswitch {
+            applier: ccnq_apply::Applier::new(store, services.systemd().clone(), options),
+            secrets: secrets.clone(),
+            running: running.clone(),
+            lock: services.freeswitch_lock(),
+        },
+        services: services.clone(),
         running: running.clone(),
+        enforced: false,
     };
 
     let auth = match &couch.credentials {

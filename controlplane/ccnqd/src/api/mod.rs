@@ -7,6 +7,7 @@
 //! Every error is an RFC 9457 problem document (`application/problem+json`).
 
 mod openapi;
+mod services;
 
 use crate::audit::AuditLog;
 use crate::auth::{self, Caller, TokenError};
@@ -37,13 +38,21 @@ pub struct Daemon {
     pub report: Arc<Report>,
     /// What runs, for plan previews; `None` when no document is followed.
     pub planner: Option<Planner>,
+    /// The managed units.
+    pub services: Arc<crate::services::Services>,
     next_request: AtomicU64,
 }
 
 impl Daemon {
-    pub fn new(config: Config, audit: AuditLog, report: Arc<Report>) -> Daemon {
+    pub fn new(
+        config: Config,
+        audit: AuditLog,
+        report: Arc<Report>,
+        services: Arc<crate::services::Services>,
+    ) -> Daemon {
         Daemon {
             report,
+            services,
             planner: None,
             config,
             started: Instant::now(),
@@ -78,6 +87,8 @@ pub enum Endpoint {
     GetConfig,
     GetPlan,
     PostPlan,
+    ListServices,
+    ServiceAction(ccnq_api::ServiceAction),
 }
 
 /// One row of the route table.
@@ -90,6 +101,21 @@ pub struct Route {
 }
 
 impl Route {
+    /// Whether `path` is this route's; `Some(Some(name))` carries the `{name}` segment.
+    pub fn capture(&self, path: &str) -> Option<Option<String>> {
+        let mut name = None;
+        let mut pattern = self.path.split('/');
+        let mut actual = path.split('/');
+        loop {
+            match (pattern.next(), actual.next()) {
+                (None, None) => return Some(name),
+                (Some("{name}"), Some(seg)) if !seg.is_empty() => name = Some(seg.to_string()),
+                (Some(p), Some(seg)) if p == seg => {}
+                _ => return None,
+            }
+        }
+    }
+
     /// Requests that change something are audited. A POST that only computes (the plan
     /// preview) changes nothing and is not.
     pub fn mutating(&self) -> bool {
@@ -154,6 +180,31 @@ pub const ROUTES: &[Route] = &[
         role: Some(Role::Reader),
         endpoint: Endpoint::PostPlan,
     },
+    Route {
+        method: Method::GET,
+        path: "/v1/services",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::ListServices,
+    },
+    // `?force=true` (no drain) also needs admin: checked by the handler, which sees it.
+    Route {
+        method: Method::POST,
+        path: "/v1/services/{name}/start",
+        role: Some(Role::Operator),
+        endpoint: Endpoint::ServiceAction(ccnq_api::ServiceAction::Start),
+    },
+    Route {
+        method: Method::POST,
+        path: "/v1/services/{name}/stop",
+        role: Some(Role::Operator),
+        endpoint: Endpoint::ServiceAction(ccnq_api::ServiceAction::Stop),
+    },
+    Route {
+        method: Method::POST,
+        path: "/v1/services/{name}/restart",
+        role: Some(Role::Operator),
+        endpoint: Endpoint::ServiceAction(ccnq_api::ServiceAction::Restart),
+    },
 ];
 
 /// Largest request body accepted: JSON documents only, the largest being a host document
@@ -189,13 +240,16 @@ async fn dispatch(
     req: Request<Incoming>,
     request_id: &str,
 ) -> Response<Body> {
-    let path = req.uri().path();
-    let candidates: Vec<&Route> = ROUTES.iter().filter(|r| r.path == path).collect();
+    let path = req.uri().path().to_string();
+    let candidates: Vec<(&Route, Option<String>)> = ROUTES
+        .iter()
+        .filter_map(|r| r.capture(&path).map(|name| (r, name)))
+        .collect();
     if candidates.is_empty() {
         return problem(StatusCode::NOT_FOUND, format!("no endpoint at {path}"));
     }
-    let Some(route) = candidates.iter().find(|r| r.method == req.method()) else {
-        let allow: Vec<&str> = candidates.iter().map(|r| r.method.as_str()).collect();
+    let Some((route, name)) = candidates.iter().find(|(r, _)| r.method == req.method()) else {
+        let allow: Vec<&str> = candidates.iter().map(|(r, _)| r.method.as_str()).collect();
         let mut resp = problem(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{} is not allowed on {path}", req.method()),
@@ -206,8 +260,9 @@ async fn dispatch(
         return resp;
     };
 
+    let name = name.as_deref();
     let Some(needed) = route.role else {
-        return serve(daemon, route.endpoint, req).await;
+        return serve(daemon, route.endpoint, req, None, name).await;
     };
     let caller = match identify(daemon, conn, &req) {
         Ok(caller) => caller,
@@ -221,8 +276,23 @@ async fn dispatch(
             return resp;
         }
     };
-    let response = if caller.may(needed) {
-        serve(daemon, route.endpoint, req).await
+    // A unit that is not managed does not exist as far as the API goes, whatever the
+    // caller's role: 404 before the role is even looked at.
+    let unmanaged = name.filter(|n| daemon.services.resolve(n).is_none());
+    let audited_path = match req.uri().path_and_query() {
+        Some(pq) if name.is_some() => pq.as_str().to_string(),
+        _ => route.path.to_string(),
+    };
+    let response = if let Some(n) = unmanaged {
+        problem(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{n:?} is not a service this daemon manages (managed: {})",
+                daemon.services.managed().join(", ")
+            ),
+        )
+    } else if caller.may(needed) {
+        serve(daemon, route.endpoint, req, Some(&caller), name).await
     } else {
         let has = caller
             .role
@@ -240,7 +310,7 @@ async fn dispatch(
         daemon.audit.record(
             &caller,
             route.method.as_str(),
-            route.path,
+            &audited_path,
             request_id,
             response.status().as_u16(),
             &result,
@@ -266,9 +336,16 @@ fn identify<B>(daemon: &Daemon, conn: &Connection, req: &Request<B>) -> Result<C
     })
 }
 
+/// What a handler wants the audit log to say of its answer, beyond its status.
+#[derive(Clone)]
+pub struct AuditNote(pub String);
+
 /// A one-line summary of a response for the audit log.
 fn outcome(response: &Response<Body>) -> String {
     let status = response.status();
+    if let Some(AuditNote(note)) = response.extensions().get::<AuditNote>() {
+        return note.clone();
+    }
     if status.is_success() {
         "ok".into()
     } else {
@@ -276,8 +353,35 @@ fn outcome(response: &Response<Body>) -> String {
     }
 }
 
-async fn serve(daemon: &Daemon, endpoint: Endpoint, req: Request<Incoming>) -> Response<Body> {
+async fn serve(
+    daemon: &Daemon,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+    caller: Option<&Caller>,
+    name: Option<&str>,
+) -> Response<Body> {
     match endpoint {
+        Endpoint::ListServices => services::list(daemon).await,
+        Endpoint::ServiceAction(action) => match (caller, name) {
+            (Some(caller), Some(name)) => {
+                let query = req.uri().query();
+                match action {
+                    ccnq_api::ServiceAction::Start => {
+                        services::start_service(daemon, caller, name, query).await
+                    }
+                    ccnq_api::ServiceAction::Stop => {
+                        services::stop_service(daemon, caller, name, query).await
+                    }
+                    ccnq_api::ServiceAction::Restart => {
+                        services::restart_service(daemon, caller, name, query).await
+                    }
+                }
+            }
+            _ => problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "a service action without a caller or a unit".into(),
+            ),
+        },
         Endpoint::Health => health(daemon),
         Endpoint::Version => version(daemon),
         Endpoint::Status => status(daemon),
@@ -529,7 +633,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
@@ -587,6 +691,24 @@ mod tests {
         for r in ROUTES.iter().filter(|r| r.mutating()) {
             assert!(r.role >= Some(Role::Operator), "{} {}", r.method, r.path);
         }
+    }
+
+    #[test]
+    fn named_routes_capture_one_segment() {
+        let r = ROUTES
+            .iter()
+            .find(|r| r.path == "/v1/services/{name}/restart")
+            .unwrap();
+        assert_eq!(
+            r.capture("/v1/services/freeswitch/restart"),
+            Some(Some("freeswitch".into()))
+        );
+        assert_eq!(r.capture("/v1/services//restart"), None);
+        assert_eq!(r.capture("/v1/services/a/b/restart"), None);
+        assert_eq!(r.capture("/v1/services/a/stop"), None);
+        let list = ROUTES.iter().find(|r| r.path == "/v1/services").unwrap();
+        assert_eq!(list.capture("/v1/services"), Some(None));
+        assert_eq!(list.capture("/v1/services/"), None);
     }
 
     #[test]

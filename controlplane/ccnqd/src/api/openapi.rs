@@ -24,6 +24,10 @@ use utoipa::{Modify, OpenApi};
         super::get_config,
         super::get_plan,
         super::post_plan,
+        super::services::list,
+        super::services::start_service,
+        super::services::stop_service,
+        super::services::restart_service,
     ),
     components(schemas(
         ccnq_api::Health,
@@ -44,10 +48,17 @@ use utoipa::{Modify, OpenApi};
         ccnq_api::PlanPreview,
         ccnq_api::PlanStep,
         ccnq_api::PlanCost,
+        ccnq_api::ServiceList,
+        ccnq_api::ServiceState,
+        ccnq_api::ServiceAction,
+        ccnq_api::ServiceActionReport,
+        ccnq_api::DrainReport,
+        ccnq_api::ServiceActionFailed,
     )),
     modifiers(&Security),
     tags((name = "daemon", description = "The daemon itself"),
-        (name = "config", description = "The host document and how it is applied"))
+        (name = "config", description = "The host document and how it is applied"),
+        (name = "services", description = "The units this daemon manages (FreeSWITCH, CouchDB)"))
 )]
 struct ApiDoc;
 

@@ -5,13 +5,26 @@
 //! holds up an apply, and so that several changes in a row become one write of the
 //! newest state. A failed write is retried until one succeeds; the document's id is not
 //! followed, so writing it never triggers an apply.
+//!
+//! The managed services' states ([`crate::services::ServicesReport`]) go in too, under
+//! `services`; their changes wake the writer through the same [`Report::changed`].
 
 use super::report::Report;
 use ccnq_api::{ConfigReport, Version};
 use ccnq_couch::Db;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// The services' states, attached once at start ([`attach_services`]). A process-wide
+/// slot because the writer is spawned by the reconcile loop, which has no business
+/// knowing about services; there is one daemon, hence one set of services, per process.
+static SERVICES: OnceLock<Arc<crate::services::ServicesReport>> = OnceLock::new();
+
+/// Makes the status writer include the services' states. Call before the loop starts.
+pub fn attach_services(services: Arc<crate::services::ServicesReport>) {
+    let _ = SERVICES.set(services);
+}
 
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -21,7 +34,8 @@ pub async fn run(db: Db, fqdn: String, report: Arc<Report>, version: Version) {
         // Let a burst of updates (pending, then ok) settle into one write.
         tokio::time::sleep(Duration::from_millis(50)).await;
         loop {
-            let body = body(&report.snapshot(), &version);
+            let services = SERVICES.get().map(|s| s.snapshot());
+            let body = body(&report.snapshot(), &version, services.as_deref());
             match ccnq_couch::status::write_status(&db, &fqdn, &body).await {
                 Ok(rev) => {
                     log::debug!("status:{fqdn} written ({rev})");
@@ -37,7 +51,22 @@ pub async fn run(db: Db, fqdn: String, report: Arc<Report>, version: Version) {
 }
 
 /// The status document (without `_id`, `type`, `host`, which `write_status` sets).
-pub fn body(r: &ConfigReport, version: &Version) -> Value {
+/// `services`: each managed unit's state, keyed by unit name.
+pub fn body(
+    r: &ConfigReport,
+    version: &Version,
+    services: Option<&[ccnq_api::ServiceState]>,
+) -> Value {
+    let services: Option<serde_json::Map<String, Value>> = services.map(|list| {
+        list.iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    serde_json::to_value(s).unwrap_or(Value::Null),
+                )
+            })
+            .collect()
+    });
     json!({
         "state": r.state,
         "reason": r.reason,
@@ -52,6 +81,7 @@ pub fn body(r: &ConfigReport, version: &Version) -> Value {
             "slot": version.slot,
         },
         "daemon": version.daemon,
+        "services": services,
         "updated_at": super::report::now(),
     })
 }
