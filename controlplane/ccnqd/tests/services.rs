@@ -680,3 +680,102 @@ async fn a_server_only_host_stops_the_freeswitch_the_preset_started() {
     assert!(d.wait_for_log("services.couchdb.enabled is false"));
     assert_eq!(starts(c, "svc-g-db"), 1, "CouchDB untouched");
 }
+
+/// `ccnqctl` with the site's CA and `who`'s certificate, and no ambient settings.
+fn ctl(site: &Site, d: &Daemon, who: &str) -> std::process::Command {
+    let bin = common::ccnqd_bin().with_file_name("ccnqctl");
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo test -p ccnqd -p ccnqctl`",
+        bin.display()
+    );
+    let mut cmd = std::process::Command::new(bin);
+    cmd.env("XDG_CONFIG_HOME", site.path("xdg"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CCNQ") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.arg("--endpoint")
+        .arg(format!("https://localhost:{}", d.addr.port()))
+        .arg("--ca")
+        .arg(site.path("ca.pem"))
+        .arg("--cert")
+        .arg(site.path(&format!("{who}.crt")))
+        .arg("--key")
+        .arg(site.path(&format!("{who}.key")));
+    cmd
+}
+
+fn run(cmd: &mut std::process::Command) -> (i32, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[tokio::test]
+async fn ccnqctl_lists_acts_and_exits_with_the_documented_codes() {
+    let c = container();
+    install(
+        c,
+        &[
+            ("svc-h-ok", standin("svc-h-ok")),
+            ("svc-h-fails", FAILS.into()),
+        ],
+    )
+    .await;
+    let site = Site::new();
+    let d = Daemon::start(&config(
+        &site,
+        &sections(&site, "svc-h-fs", None, &["svc-h-ok", "svc-h-fails"], 5.0),
+    ));
+
+    let (code, out, err) = run(ctl(&site, &d, "operator").args(["services", "start", "svc-h-ok"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("job result") && l.ends_with("done")),
+        "{out}"
+    );
+    let (code, out, err) = run(ctl(&site, &d, "reader").arg("services"));
+    assert_eq!(code, 0, "{err}");
+    let header = out.lines().next().unwrap();
+    assert!(
+        header.starts_with("UNIT") && header.contains("PENDING"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>())
+            .any(|cols| cols == ["svc-h-ok.service", "active", "running"]),
+        "{out}"
+    );
+    let (code, out, _) = run(ctl(&site, &d, "reader").args(["services", "-o", "json"]));
+    assert_eq!(code, 0);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["services"][1]["name"], "svc-h-fails.service");
+
+    // The job failed: the report is printed, the exit code is 8.
+    let (code, out, err) =
+        run(ctl(&site, &d, "operator").args(["services", "start", "svc-h-fails"]));
+    assert_eq!(code, 8, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("job result") && l.ends_with("failed")),
+        "{out}"
+    );
+    let (code, out, _) =
+        run(ctl(&site, &d, "operator").args(["services", "restart", "svc-h-fails", "-o", "json"]));
+    assert_eq!(code, 8);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["report"]["job_result"], "failed");
+    // A reader may not act (4); an unmanaged unit does not exist (6).
+    let (code, _, err) = run(ctl(&site, &d, "reader").args(["services", "stop", "svc-h-ok"]));
+    assert_eq!(code, 4, "{err}");
+    let (code, _, err) = run(ctl(&site, &d, "admin").args(["services", "stop", "dbus"]));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("not a service this daemon manages"), "{err}");
+}
