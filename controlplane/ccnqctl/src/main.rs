@@ -241,11 +241,9 @@ fn target(cli: &Cli) -> Result<Target, Failure> {
         None => std::env::var("CCNQ_TOKEN").ok(),
     };
     let acting = matches!(cli.command, Command::Services { action: Some(_) });
-    let timeout = cli.timeout.unwrap_or(if acting {
-        SERVICE_ACTION_TIMEOUT
-    } else {
-        10.0
-    });
+    let timeout = cli
+        .timeout
+        .unwrap_or(if acting { SERVICE_ACTION_TIMEOUT } else { 10.0 });
     if !(timeout.is_finite() && timeout > 0.0) {
         return Err(usage(
             "--timeout must be a positive number of seconds".into(),

@@ -239,7 +239,10 @@ pub fn service_action(r: &ServiceActionReport) -> String {
             (Some(a), Some(b)) => format!(", {a} call(s) at start, {b} left"),
             _ => String::new(),
         };
-        rows.push(("drain", format!("{} in {} ms{counts}", d.outcome, d.duration_ms)));
+        rows.push((
+            "drain",
+            format!("{} in {} ms{counts}", d.outcome, d.duration_ms),
+        ));
         if let Some(detail) = &d.detail {
             rows.push(("drain detail", detail.clone()));
         }
