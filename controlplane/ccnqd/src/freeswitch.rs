@@ -369,6 +369,7 @@ fn cost(c: &ccnq_freeswitch::Cost) -> PlanCost {
 pub struct LazySystemd {
     address: Option<String>,
     conn: Arc<OnceCell<ccnq_systemd::Systemd>>,
+    switched_off: Option<std::path::PathBuf>,
 }
 
 impl LazySystemd {
@@ -377,7 +378,36 @@ impl LazySystemd {
         LazySystemd {
             address,
             conn: Arc::new(OnceCell::new()),
+            switched_off: None,
         }
+    }
+
+    /// Enable and disable by a flag file `<dir>/<unit>` instead of unit-file links.
+    ///
+    /// The image's /etc is read-only, so `systemctl disable` cannot outlive a reboot,
+    /// and the preset starts FreeSWITCH at every boot. Its unit carries
+    /// `ConditionPathExists=!/var/lib/ccnq/switched-off/freeswitch.service`: the flag,
+    /// on the data volume, keeps it off across reboots until it is enabled again.
+    pub fn with_switched_off_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.switched_off = Some(dir);
+        self
+    }
+
+    fn switch(&self, dir: &std::path::Path, unit: &str, on: bool) -> Result<String, String> {
+        let flag = dir.join(unit);
+        let result = if on {
+            match std::fs::remove_file(&flag) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::write(&flag, b"switched off by ccnqd\n"))
+                .and_then(|_| std::fs::File::open(dir)?.sync_all())
+        };
+        result
+            .map(|_| "done".to_owned())
+            .map_err(|e| format!("{}: {e}", flag.display()))
     }
 
     pub async fn get(&self) -> Result<&ccnq_systemd::Systemd, String> {
@@ -395,7 +425,11 @@ impl LazySystemd {
 
 impl Services for LazySystemd {
     async fn job(&self, unit: &str, job: SystemdJob) -> Result<String, String> {
-        self.get().await?.job(unit, job).await
+        match (&self.switched_off, job) {
+            (Some(dir), SystemdJob::Enable) => self.switch(dir, unit, true),
+            (Some(dir), SystemdJob::Disable) => self.switch(dir, unit, false),
+            _ => self.get().await?.job(unit, job).await,
+        }
     }
     async fn is_active(&self, unit: &str) -> Result<bool, String> {
         self.get().await?.is_active(unit).await

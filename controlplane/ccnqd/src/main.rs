@@ -117,7 +117,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .map(|_| format!("host:{}", config.host)),
     ));
     // One systemd connection and one FreeSWITCH lock for the apply step and the API.
-    let systemd = freeswitch::LazySystemd::new(config.systemd_bus.clone());
+    let systemd = freeswitch::LazySystemd::new(config.systemd_bus.clone())
+        .with_switched_off_dir(config.data_dir.join("switched-off"));
     let services = Arc::new(services::Services::new(
         &config,
         systemd,

@@ -93,9 +93,11 @@ impl Rig {
             c.units.join(&unit),
             format!(
                 "[Unit]\nDescription=ccnqd e2e: esl-peer stands in for FreeSWITCH\n\
+                 ConditionPathExists=!{flag}\n\
                  [Service]\nExecStart={bin} --listen 127.0.0.1:{port} --conf {conf} \
                  --local-ip 198.51.100.52 --ten-second-rule-ms 1000 --control {control} --log {log}\n\
                  [Install]\nWantedBy=multi-user.target\n",
+                flag = inside(&data.join("switched-off").join(format!("{name}.service"))).display(),
                 bin = inside(&peer.join("esl-peer")).display(),
                 conf = inside(&data.join("freeswitch")).display(),
                 control = inside(&peer.join("control")).display(),
@@ -194,10 +196,10 @@ impl Rig {
         doc
     }
 
-    /// Waits (at most 60 s) until `GET /v1/config` satisfies `f`.
+    /// Waits (at most 120 s: CI machines are busy) until `GET /v1/config` satisfies `f`.
     async fn until(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
         let mut last = Value::Null;
-        for _ in 0..600 {
+        for _ in 0..1200 {
             last = self.get("/v1/config").await;
             if f(&last) {
                 return last;
@@ -429,4 +431,43 @@ async fn ccnqd_killed_at_random_points_of_applies_leaves_a_complete_file_set_and
     rig.until_applied(&last).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rig.new_commands(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn server_only_switches_freeswitch_off_for_good_and_back_on() {
+    if !node_available("server_only_switches_freeswitch_off_for_good_and_back_on") {
+        return;
+    }
+    let mut rig = Rig::new("switch").await;
+    let systemd = ccnq_systemd::Systemd::connect(&container().address)
+        .await
+        .unwrap();
+    let active = |i: ccnq_systemd::UnitInfo| i.active_state == ccnq_systemd::ActiveState::Active;
+    let on = rig.put(host("198.51.100.53/32")).await;
+    rig.until_applied(&on).await;
+    assert!(active(systemd.unit_info(&rig.unit).await.unwrap()));
+    rig.new_commands();
+
+    // server_only: drained, stopped, and switched off by the flag on the data volume.
+    let mut off = host("198.51.100.53/32");
+    off["server_only"] = json!(true);
+    let off = rig.put(off).await;
+    rig.until_applied(&off).await;
+    assert!(!active(systemd.unit_info(&rig.unit).await.unwrap()));
+    assert!(rig.data.join("switched-off").join(&rig.unit).exists());
+    let commands = rig.new_commands();
+    assert_eq!(
+        commands.first().map(String::as_str),
+        Some("fsctl pause inbound"),
+        "{commands:?}"
+    );
+    // A start from elsewhere (a reboot's preset, an operator's systemctl) is skipped.
+    systemd.start(&rig.unit).await.unwrap();
+    assert!(!active(systemd.unit_info(&rig.unit).await.unwrap()));
+
+    // And back: the flag goes, the unit starts, the profiles are confirmed.
+    let again = rig.put(host("198.51.100.53/32")).await;
+    rig.until_applied(&again).await;
+    assert!(!rig.data.join("switched-off").join(&rig.unit).exists());
+    assert!(active(systemd.unit_info(&rig.unit).await.unwrap()));
 }

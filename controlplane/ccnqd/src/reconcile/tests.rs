@@ -217,9 +217,9 @@ impl Harness {
         self.put(ID, host_doc(n)).await
     }
 
-    /// Waits (at most 30 s) until `what` holds of the report.
+    /// Waits (at most 120 s: CI machines are busy) until `what` holds of the report.
     async fn until(&self, what: &str, f: impl Fn(&ccnq_api::ConfigReport) -> bool) {
-        for _ in 0..600 {
+        for _ in 0..2400 {
             if f(&self.daemon.as_ref().unwrap().report.snapshot()) {
                 return;
             }
@@ -238,9 +238,9 @@ impl Harness {
         .await
     }
 
-    /// The `status:` document, once it says `state` for `rev` (at most 30 s).
+    /// The `status:` document, once `f` holds of it (at most 120 s).
     async fn status_doc(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..600 {
+        for _ in 0..2400 {
             if let Some(doc) = self.admin.get_opt(&format!("status:{FQDN}")).await.unwrap() {
                 if f(&doc) {
                     return doc;
