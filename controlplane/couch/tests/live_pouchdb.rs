@@ -10,8 +10,8 @@ use ccnq_couch::replication::{self, Endpoint, Outcome, ReplicationSpec};
 use ccnq_couch::{
     checkpoint, coalesce, status, Auth, Change, Checkpoint, Client, ClientConfig, CouchError, Db,
 };
-use serde_json::json;
 use ccnq_testkit::pouch::{node_available, PouchServer};
+use serde_json::json;
 
 const HOST: &str = "host:a.example.net";
 
