@@ -7,6 +7,7 @@
 //! state backs the plan preview of the local API ([`preview`]), which must show exactly
 //! what an apply would do.
 
+use crate::reconcile::report::{error_notes, warning_notes};
 use crate::reconcile::{Apply, Outcome, Progress, Wanted};
 use ccnq_api::{FieldNote, PlanCost, PlanPreview, PlanStep};
 use ccnq_apply::{Applier, ApplyReport, Services};
@@ -251,24 +252,11 @@ pub fn preview(
                 errors.len(),
                 if errors.len() == 1 { "" } else { "s" }
             );
-            out.errors = errors
-                .into_iter()
-                .map(|e| FieldNote {
-                    path: e.path,
-                    reason: e.reason,
-                })
-                .collect();
+            out.errors = error_notes(errors);
             return out;
         }
     };
-    out.warnings = validated
-        .warnings
-        .iter()
-        .map(|w| FieldNote {
-            path: w.path.clone(),
-            reason: w.reason.clone(),
-        })
-        .collect();
+    out.warnings = warning_notes(&validated.warnings);
     let rendering = match render(&validated.host, secrets) {
         Ok(r) => r,
         Err(e) => {

@@ -22,7 +22,7 @@ pub mod replication;
 pub mod report;
 pub mod status;
 
-use ccnq_api::{AppliedPoint, Attempt, FieldNote, Version};
+use ccnq_api::{AppliedPoint, Attempt, Version};
 use ccnq_couch::checkpoint::{self, Checkpoint};
 use ccnq_couch::follower::{self, Backoff, FollowerConfig, FollowerEvent, ResumePoint};
 use ccnq_couch::{coalesce, Db};
@@ -429,13 +429,7 @@ async fn handle<A: Apply>(
                 r.state = "failed".into();
                 r.reason = Some(reason.clone());
                 let mut a = attempt("failed", Some(reason));
-                a.errors = errors
-                    .into_iter()
-                    .map(|e| FieldNote {
-                        path: e.path,
-                        reason: e.reason,
-                    })
-                    .collect();
+                a.errors = report::error_notes(errors);
                 r.last = Some(a);
             });
             return false;
@@ -459,14 +453,7 @@ async fn handle<A: Apply>(
         rev: &rev,
     };
     let outcome = applier.apply(wanted, &progress).await;
-    let warnings: Vec<FieldNote> = validated
-        .warnings
-        .iter()
-        .map(|w| FieldNote {
-            path: w.path.clone(),
-            reason: w.reason.clone(),
-        })
-        .collect();
+    let warnings = report::warning_notes(&validated.warnings);
 
     if let Err(reason) = outcome.result {
         log::error!("{doc_id} rev {rev} failed: {reason}");

@@ -92,3 +92,25 @@ pub fn now() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// Validation errors as the API and the status document show them.
+pub fn error_notes(errors: Vec<ccnq_model::ValidationError>) -> Vec<ccnq_api::FieldNote> {
+    errors
+        .into_iter()
+        .map(|e| ccnq_api::FieldNote {
+            path: e.path,
+            reason: e.reason,
+        })
+        .collect()
+}
+
+/// Validation warnings (unknown fields kept, …) as the API and the status document show them.
+pub fn warning_notes(warnings: &[ccnq_model::Warning]) -> Vec<ccnq_api::FieldNote> {
+    warnings
+        .iter()
+        .map(|w| ccnq_api::FieldNote {
+            path: w.path.clone(),
+            reason: w.reason.clone(),
+        })
+        .collect()
+}
