@@ -1,11 +1,18 @@
 # The two commands of the README, and a few conveniences. The scripts under qa/ do the
 # work; this file only names them.
-.PHONY: demo test test-fast deps image bench
+.PHONY: demo demo-dev test test-fast deps image bench
 
 deps:
 	qa/install-deps
 
-demo: deps
+# The appliance: image built, booted in qemu, following the example host document from
+# a CouchDB on this machine; ccnqctl answers from inside it. Ctrl-C stops it.
+demo:
+	qa/install-deps --image
+	qa/vm/demo
+
+# Only the daemon, on this machine, with a throw-away site under .dev/.
+demo-dev: deps
 	qa/demo
 
 # Every test, the appliance image built and booted in qemu included (~10 min).
