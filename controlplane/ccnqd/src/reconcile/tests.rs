@@ -428,18 +428,26 @@ async fn a_burst_of_50_revisions_leads_to_a_handful_of_applies_ending_with_the_n
         return;
     }
     let mut h = Harness::new("burst").await;
-    h.delay = Duration::from_millis(300);
     h.start();
     h.until("the feed connected", |r| r.feed.state == "connected")
         .await;
+    // The first apply is held until the whole burst has been seen, as happens when
+    // revisions come faster than FreeSWITCH applies them; the count then does not
+    // depend on this machine's speed.
+    let held = h.gate.clone().write_owned().await;
     let mut last = String::new();
     for n in 0..50 {
         last = h.put_host(n).await;
     }
+    h.until("the newest revision seen", |r| {
+        r.desired_rev.as_deref() == Some(&last)
+    })
+    .await;
+    drop(held);
     h.until_applied(&last).await;
     let calls = h.calls();
     assert!(
-        calls.len() <= 6,
+        calls.len() <= 2,
         "{} applies for 50 revisions: {calls:?}",
         calls.len()
     );
