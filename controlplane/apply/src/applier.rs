@@ -765,11 +765,24 @@ impl<S: Services> Run<'_, S> {
         let verb = format!("{job:?}").to_lowercase();
         let started = Instant::now();
         let result = self.services.job(&unit, job).await;
-        let (ok, reply) = match &result {
+        let (mut ok, mut reply) = match &result {
             Ok(r) if r == "done" => (true, r.clone()),
             Ok(r) => (false, format!("systemd job {verb} {unit}: {r}")),
             Err(e) => (false, e.clone()),
         };
+        // A start job also ends `done` when a start condition fails (the image lacks
+        // FreeSWITCH, or it was switched off): say so here rather than fail later on a
+        // refused event-socket connection.
+        if ok
+            && matches!(job, SystemdJob::Restart | SystemdJob::Start)
+            && self.services.is_active(&unit).await == Ok(false)
+        {
+            ok = false;
+            reply = format!(
+                "systemd job {verb} {unit} ended done, but {unit} is not running: a start \
+                 condition failed (is FreeSWITCH installed on this image?)"
+            );
+        }
         match (job, ok) {
             (SystemdJob::Restart | SystemdJob::Start, true) => {
                 // A new FreeSWITCH: new socket, and no pause (it lives in memory).

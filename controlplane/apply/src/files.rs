@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The link FreeSWITCH includes from, under the data directory.
@@ -53,8 +53,14 @@ const PARTIAL: &str = ".partial";
 /// other's swaps.
 const LOCK_NAME: &str = ".lock";
 
+/// Without a group for FreeSWITCH (development, tests): readable by everyone.
 const DIR_MODE: u32 = 0o755;
 const FILE_MODE: u32 = 0o644;
+/// When the generations directory is set-group-ID (the image's tmpfiles make it
+/// `2750 root:freeswitch`), every generation inherits its group and is readable by that
+/// group only: the event socket's password is in these files.
+const GROUP_DIR_MODE: u32 = 0o2750;
+const GROUP_FILE_MODE: u32 = 0o640;
 const MANIFEST_MODE: u32 = 0o600;
 const MANIFEST_FORMAT: u32 = 1;
 
@@ -162,6 +168,8 @@ pub struct FileStore {
     current: Option<u64>,
     previous: Option<u64>,
     next: u64,
+    /// Directory and file modes of the generations.
+    modes: (u32, u32),
     _lock: Flock<File>,
 }
 
@@ -182,13 +190,23 @@ impl FileStore {
                 })
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                make_dir(&gen_dir)?;
+                make_dir(&gen_dir, DIR_MODE)?;
                 fsync_dir(&data_dir)?;
             }
             Err(e) => return Err(io_err("stat", &gen_dir)(e)),
         }
-        // FreeSWITCH follows the link through this directory.
-        set_mode(&gen_dir, DIR_MODE)?;
+        let group_only = fs::metadata(&gen_dir)
+            .map_err(io_err("stat", &gen_dir))?
+            .mode()
+            & 0o2000
+            != 0;
+        let modes = if group_only {
+            (GROUP_DIR_MODE, GROUP_FILE_MODE)
+        } else {
+            // FreeSWITCH follows the link through this directory.
+            set_mode(&gen_dir, DIR_MODE)?;
+            (DIR_MODE, FILE_MODE)
+        };
         let lock_path = gen_dir.join(LOCK_NAME);
         let lock_file = OpenOptions::new()
             .create(true)
@@ -206,6 +224,7 @@ impl FileStore {
             current: None,
             previous: None,
             next: 1,
+            modes,
             _lock: lock,
         };
         store.recover()?;
@@ -419,7 +438,7 @@ impl FileStore {
     ) -> Result<(), FilesError> {
         let partial = self.gen_dir.join(format!("{n}{PARTIAL}"));
         remove_any(&partial)?;
-        make_dir(&partial)?;
+        make_dir(&partial, self.modes.0)?;
         let mut dirs = vec![partial.clone()];
         for (rel, bytes) in files {
             let path = partial.join(rel);
@@ -432,10 +451,10 @@ impl FileStore {
                 p = p.parent().unwrap_or(&partial);
             }
             for d in missing.into_iter().rev() {
-                make_dir(&d)?;
+                make_dir(&d, self.modes.0)?;
                 dirs.push(d);
             }
-            write_file(&path, bytes, FILE_MODE)?;
+            write_file(&path, bytes, self.modes.1)?;
         }
         // Deepest first, so each directory entry is durable before its parent's.
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
@@ -695,13 +714,13 @@ fn check_relative(path: &str) -> Result<(), FilesError> {
     Ok(())
 }
 
-fn make_dir(path: &Path) -> Result<(), FilesError> {
+fn make_dir(path: &Path, mode: u32) -> Result<(), FilesError> {
     fs::DirBuilder::new()
-        .mode(DIR_MODE)
+        .mode(mode)
         .create(path)
         .map_err(io_err("mkdir", path))?;
-    // The umask may have taken bits FreeSWITCH needs.
-    set_mode(path, DIR_MODE)
+    // The umask may have taken bits FreeSWITCH needs (and mkdir ignores set-group-ID).
+    set_mode(path, mode)
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), FilesError> {
@@ -836,6 +855,36 @@ mod tests {
         assert_eq!(
             mode(&g.join(format!("{n}/autoload_configs/acl.conf.xml"))),
             0o644
+        );
+        assert_eq!(mode(&g.join(format!("{n}.json"))), 0o600);
+    }
+
+    #[test]
+    fn a_set_group_id_generations_directory_makes_generations_readable_by_its_group_only() {
+        let d = data_dir();
+        let g = d.path().join(GENERATIONS_DIR);
+        // As the image's tmpfiles make it (the group is whatever this test runs with).
+        fs::create_dir(&g).unwrap();
+        fs::set_permissions(&g, fs::Permissions::from_mode(0o2750)).unwrap();
+        let mut s = FileStore::open(d.path()).unwrap();
+        let n = s
+            .install(
+                &tree(&[("autoload_configs/acl.conf.xml", "<a/>")]),
+                &json!({}),
+                "1-a",
+            )
+            .unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(
+            mode(&g),
+            0o2750,
+            "the directory tmpfiles made is left as it is"
+        );
+        assert_eq!(mode(&g.join(n.to_string())), 0o2750);
+        assert_eq!(mode(&g.join(format!("{n}/autoload_configs"))), 0o2750);
+        assert_eq!(
+            mode(&g.join(format!("{n}/autoload_configs/acl.conf.xml"))),
+            0o640
         );
         assert_eq!(mode(&g.join(format!("{n}.json"))), 0o600);
     }

@@ -152,12 +152,15 @@ pub fn plan(p: &PlanPreview) -> String {
     if p.steps.is_empty() {
         out.push_str(&format!("{}\n", p.summary));
     } else {
+        // Aligned, but a long description (a list of files) does not push every cost off
+        // the screen.
         let width = p
             .steps
             .iter()
             .map(|s| s.description.len())
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(60);
         for (i, s) in p.steps.iter().enumerate() {
             out.push_str(&format!(
                 "{:>2}. {:<width$}  [{}]\n",
