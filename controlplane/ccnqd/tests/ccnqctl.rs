@@ -3,42 +3,8 @@
 
 mod common;
 
-use common::{Daemon, Site};
-use std::path::PathBuf;
+use common::{ccnqctl as ctl, with_cert, Daemon, Site};
 use std::process::{Command, Output};
-
-fn ccnqctl_bin() -> PathBuf {
-    let path = common::ccnqd_bin().with_file_name("ccnqctl");
-    assert!(
-        path.exists(),
-        "{} is not built: run `cargo test --workspace` (or build -p ccnqctl first)",
-        path.display()
-    );
-    path
-}
-
-/// A ccnqctl command with no ambient settings: no config file, no CCNQ_* variables.
-fn ctl(site: &Site) -> Command {
-    let mut cmd = Command::new(ccnqctl_bin());
-    cmd.env("XDG_CONFIG_HOME", site.path("xdg"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CCNQ") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-fn with_cert(cmd: &mut Command, site: &Site, daemon: &Daemon, who: &str) {
-    cmd.arg("--endpoint")
-        .arg(format!("https://localhost:{}", daemon.addr.port()))
-        .arg("--ca")
-        .arg(site.path("ca.pem"))
-        .arg("--cert")
-        .arg(site.path(&format!("{who}.crt")))
-        .arg("--key")
-        .arg(site.path(&format!("{who}.key")));
-}
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output {

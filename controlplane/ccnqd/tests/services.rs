@@ -683,27 +683,8 @@ async fn a_server_only_host_stops_the_freeswitch_the_preset_started() {
 
 /// `ccnqctl` with the site's CA and `who`'s certificate, and no ambient settings.
 fn ctl(site: &Site, d: &Daemon, who: &str) -> std::process::Command {
-    let bin = common::ccnqd_bin().with_file_name("ccnqctl");
-    assert!(
-        bin.exists(),
-        "{} is not built: run `cargo test -p ccnqd -p ccnqctl`",
-        bin.display()
-    );
-    let mut cmd = std::process::Command::new(bin);
-    cmd.env("XDG_CONFIG_HOME", site.path("xdg"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CCNQ") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.arg("--endpoint")
-        .arg(format!("https://localhost:{}", d.addr.port()))
-        .arg("--ca")
-        .arg(site.path("ca.pem"))
-        .arg("--cert")
-        .arg(site.path(&format!("{who}.crt")))
-        .arg("--key")
-        .arg(site.path(&format!("{who}.key")));
+    let mut cmd = common::ccnqctl(site);
+    common::with_cert(&mut cmd, site, d, who);
     cmd
 }
 

@@ -373,3 +373,36 @@ pub async fn send(
         body,
     })
 }
+
+pub fn ccnqctl_bin() -> PathBuf {
+    let path = ccnqd_bin().with_file_name("ccnqctl");
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo test --workspace` (or build -p ccnqctl first)",
+        path.display()
+    );
+    path
+}
+
+/// A ccnqctl command with no ambient settings: no config file, no CCNQ_* variables.
+pub fn ccnqctl(site: &Site) -> std::process::Command {
+    let mut cmd = std::process::Command::new(ccnqctl_bin());
+    cmd.env("XDG_CONFIG_HOME", site.path("xdg"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CCNQ") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+pub fn with_cert(cmd: &mut std::process::Command, site: &Site, daemon: &Daemon, who: &str) {
+    cmd.arg("--endpoint")
+        .arg(format!("https://localhost:{}", daemon.addr.port()))
+        .arg("--ca")
+        .arg(site.path("ca.pem"))
+        .arg("--cert")
+        .arg(site.path(&format!("{who}.crt")))
+        .arg("--key")
+        .arg(site.path(&format!("{who}.key")));
+}
