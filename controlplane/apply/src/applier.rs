@@ -559,26 +559,14 @@ impl<S: Services> Run<'_, S> {
         let text = cmd.text();
         let mut waits = Vec::new();
         let answer = loop {
-            let esl = match self.connect().await {
-                Ok(c) => c,
-                Err(e) => {
-                    let reason = e.to_string();
-                    self.record(ActionRecord {
-                        step: Some(i),
-                        description: step.description.clone(),
-                        command: Some(text),
-                        reply: None,
-                        ok: false,
-                        duration_ms: millis(started),
-                        note: Some(reason.clone()),
-                    });
-                    return Err(reason);
-                }
+            // No answer at all (no connection, or it broke): recorded with the reason.
+            let sent = match self.connect().await {
+                Ok(esl) => cmd.send(esl).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
-            let answer = match cmd.send(esl).await {
+            let answer = match sent {
                 Ok(a) => a,
-                Err(e) => {
-                    let reason = e.to_string();
+                Err(reason) => {
                     self.record(ActionRecord {
                         step: Some(i),
                         description: step.description.clone(),
