@@ -311,18 +311,6 @@ pub fn sofia_xmlstatus_profile(d: &ProfileDetail<'_>) -> String {
     out
 }
 
-/// Escapes text for an XML element body or attribute.
-pub fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for an XML element body or attribute: the renderer's own escaping (all
+/// five entities), so the double and the files it reads agree.
+pub use ccnq_freeswitch::render::escape as xml_escape;
