@@ -698,3 +698,45 @@ async fn without_freeswitch_installed_off_is_clean_and_on_fails_saying_why() {
         Outcome::Ok => panic!("FreeSWITCH cannot start where it is not installed"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_skipped_by_its_unit_condition_fails_at_that_step_saying_so() {
+    let c = common::container();
+    let systemd = c.connect().await;
+    // As the image's freeswitch.service without FreeSWITCH: the unit file is there, its
+    // condition fails, and systemd ends the start job `done` without running anything.
+    let unit = "fs-condition-fails.service";
+    std::fs::write(
+        c.units.join(unit),
+        "[Unit]\nConditionPathExists=/usr/bin/not-installed-here\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    systemd.daemon_reload().await.unwrap();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let options = ApplyOptions {
+        command_timeout: Duration::from_secs(5),
+        confirm_deadline: Duration::from_secs(2),
+        unit: unit.into(),
+        ..ApplyOptions::new("ClueCon", Duration::from_secs(1))
+    };
+    let mut applier = Applier::new(FileStore::open(tmp.path()).unwrap(), systemd, options);
+    let on = base();
+    let (on_host, on_rendering) = (host(&on), rendering(&on));
+    let first = plan(
+        None,
+        Snapshot {
+            host: &on_host,
+            rendering: &on_rendering,
+        },
+    );
+    let report = applier
+        .apply(&first, &on_rendering, &on, "1-a", &|_| {})
+        .await;
+    match &report.outcome {
+        Outcome::Failed { action, reason, .. } => {
+            assert!(action.contains("systemd restart"), "{action}");
+            assert!(reason.contains("start condition failed"), "{reason}");
+        }
+        Outcome::Ok => panic!("a start skipped by its condition is not a success"),
+    }
+}
