@@ -359,8 +359,17 @@ async fn a_host_document_reaches_freeswitch_with_exactly_the_planned_commands() 
         "rev3's files are back"
     );
     assert_eq!(rig.new_commands(), vec!["reloadxml", "reloadxml"]);
-    let status = rig.db.get(&format!("status:{FQDN}"), None).await.unwrap();
+    // The status document is written by its own task, shortly after the report changes.
+    let mut status = Value::Null;
+    for _ in 0..1200 {
+        status = rig.db.get(&format!("status:{FQDN}"), None).await.unwrap();
+        if status["last"]["rev"] == rev4["_rev"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(status["state"], "failed", "{status:#}");
+    assert_eq!(status["applied"]["rev"], rev3["_rev"], "{status:#}");
 
     // The next valid revision is applied normally: settings only, so rescans.
     let mut doc5 = host("198.51.100.54/32");
