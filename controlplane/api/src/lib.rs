@@ -340,6 +340,10 @@ pub struct ServiceState {
     pub memory_bytes: Option<u64>,
     /// The result of the unit's last run (`success`, `exit-code`, `signal`, `timeout`, …).
     pub result: Option<String>,
+    /// Why systemd skipped the unit's last start: the condition that did not hold, as
+    /// the unit file writes it. `ConditionPathExists=/usr/bin/freeswitch` means FreeSWITCH
+    /// is absent from this host's image (a skip, not a failure).
+    pub unmet_condition: Option<String>,
     /// What the host document asks of the unit (`running` or `stopped`), when a document
     /// is in force and says anything about this unit.
     pub desired: Option<String>,

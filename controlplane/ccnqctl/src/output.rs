@@ -198,6 +198,8 @@ pub fn services(l: &ServiceList) -> String {
             s.name.clone(),
             if s.load_state == "absent" {
                 "absent".into()
+            } else if s.unmet_condition.is_some() && s.state == "inactive" {
+                "skipped".into()
             } else {
                 s.state.clone()
             },
@@ -224,6 +226,15 @@ pub fn services(l: &ServiceList) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+    }
+    // Why a unit is "skipped", under the table: a condition line is too wide for a cell.
+    for s in &l.services {
+        if let (Some(c), "inactive") = (&s.unmet_condition, s.state.as_str()) {
+            out.push_str(&format!(
+                "{}: skipped at its last start: {c} does not hold\n",
+                s.name
+            ));
+        }
     }
     out
 }
@@ -312,6 +323,7 @@ pub fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ccnq_api::ServiceState;
 
     #[test]
     fn durations_and_sizes_read_like_df_and_uptime() {
@@ -327,5 +339,40 @@ mod tests {
     fn tables_align_their_values() {
         let t = table(&[("a", "1".into()), ("long key", "2".into())]);
         assert_eq!(t, "a         1\nlong key  2\n");
+    }
+
+    #[test]
+    fn a_unit_skipped_by_its_condition_says_why() {
+        let l = ServiceList {
+            services: vec![
+                ServiceState {
+                    name: "freeswitch.service".into(),
+                    load_state: "loaded".into(),
+                    state: "inactive".into(),
+                    sub_state: "dead".into(),
+                    unmet_condition: Some("ConditionPathExists=/usr/bin/freeswitch".into()),
+                    ..ServiceState::default()
+                },
+                ServiceState {
+                    name: "couchdb.service".into(),
+                    load_state: "loaded".into(),
+                    state: "active".into(),
+                    sub_state: "running".into(),
+                    ..ServiceState::default()
+                },
+            ],
+        };
+        let out = services(&l);
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[1][..3], ["freeswitch.service", "skipped", "dead"]);
+        assert_eq!(rows[2][..3], ["couchdb.service", "active", "running"]);
+        assert_eq!(
+            out.lines().nth(3),
+            Some("freeswitch.service: skipped at its last start: ConditionPathExists=/usr/bin/freeswitch does not hold")
+        );
+        assert_eq!(out.lines().count(), 4);
     }
 }

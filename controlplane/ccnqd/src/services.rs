@@ -61,7 +61,14 @@ impl ServicesReport {
     pub fn set_info(&self, info: &UnitInfo) {
         let fresh = from_info(info);
         self.change(&info.name, |s| {
-            let before = (&s.load_state, &s.state, &s.sub_state, s.main_pid, &s.result);
+            let before = (
+                &s.load_state,
+                &s.state,
+                &s.sub_state,
+                s.main_pid,
+                &s.result,
+                &s.unmet_condition,
+            );
             let changed = before
                 != (
                     &fresh.load_state,
@@ -69,6 +76,7 @@ impl ServicesReport {
                     &fresh.sub_state,
                     fresh.main_pid,
                     &fresh.result,
+                    &fresh.unmet_condition,
                 );
             s.load_state = fresh.load_state.clone();
             s.state = fresh.state.clone();
@@ -77,6 +85,7 @@ impl ServicesReport {
             s.main_pid = fresh.main_pid;
             s.memory_bytes = fresh.memory_bytes;
             s.result = fresh.result.clone();
+            s.unmet_condition = fresh.unmet_condition.clone();
             changed
         });
     }
@@ -146,6 +155,7 @@ pub fn from_info(info: &UnitInfo) -> ServiceState {
         main_pid: info.main_pid,
         memory_bytes: info.memory_bytes,
         result: info.result.clone(),
+        unmet_condition: info.unmet_condition.clone(),
         desired: None,
         pending: None,
         last_action: None,

@@ -130,6 +130,10 @@ pub struct UnitInfo {
     pub unit_file_state: Option<String>,
     /// Service.Result of the last run (`success`, `exit-code`, `signal`, `timeout`, …).
     pub result: Option<String>,
+    /// The condition that kept the unit from starting at its last start, as a unit file
+    /// writes it (`ConditionPathExists=/usr/bin/freeswitch`); None when the conditions
+    /// held or were never checked. A skip is not a failure: the job ends `done`.
+    pub unmet_condition: Option<String>,
 }
 
 fn str_prop<'a>(props: &'a HashMap<String, OwnedValue>, name: &str) -> Option<&'a str> {
@@ -151,6 +155,44 @@ fn u32_prop(props: &HashMap<String, OwnedValue>, name: &str) -> Option<u32> {
         Some(Value::U32(n)) => Some(*n),
         _ => None,
     }
+}
+
+/// The first condition that did not hold, from `ConditionResult`, `ConditionTimestamp`
+/// and `Conditions` (`a(sbbsi)`: type, trigger, negate, parameter, state; state < 0 is
+/// "did not hold"). A plain condition is named before a trigger (`|`) one: a plain one
+/// that fails is the reason on its own.
+fn unmet_condition(unit: &HashMap<String, OwnedValue>) -> Option<String> {
+    let checked = u64_prop(unit, "ConditionTimestamp").is_some_and(|t| t != 0);
+    let held = !matches!(
+        unit.get("ConditionResult").map(|v| &**v),
+        Some(Value::Bool(false))
+    );
+    if !checked || held {
+        return None;
+    }
+    let Some(Value::Array(conditions)) = unit.get("Conditions").map(|v| &**v) else {
+        return None;
+    };
+    let failed: Vec<(bool, String)> = conditions
+        .iter()
+        .filter_map(|c| match c {
+            Value::Structure(s) => match s.fields() {
+                [Value::Str(kind), Value::Bool(trigger), Value::Bool(negate), Value::Str(param), Value::I32(state)]
+                    if *state < 0 =>
+                {
+                    let (t, n) = (if *trigger { "|" } else { "" }, if *negate { "!" } else { "" });
+                    Some((*trigger, format!("{kind}={t}{n}{param}")))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    failed
+        .iter()
+        .find(|(trigger, _)| !trigger)
+        .or_else(|| failed.first())
+        .map(|(_, c)| c.clone())
 }
 
 impl UnitInfo {
@@ -182,6 +224,7 @@ impl UnitInfo {
             result: service
                 .and_then(|s| str_prop(s, "Result"))
                 .map(str::to_owned),
+            unmet_condition: unmet_condition(unit),
         }
     }
 }

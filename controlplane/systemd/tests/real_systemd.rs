@@ -240,6 +240,39 @@ async fn concurrent_operations_each_get_their_own_result() {
 }
 
 #[tokio::test]
+async fn unit_skipped_by_its_condition_says_which() {
+    let c = container();
+    c.install(&[not_installed_unit("t-absent"), ok_unit("t-present")]);
+    let sd = c.connect().await;
+    sd.daemon_reload().await.unwrap();
+    let u = "t-absent.service";
+    // Enabled, as the image's units are: a unit nothing refers to is unloaded once
+    // inactive, and its condition results with it (seen: the report came back empty).
+    sd.enable(&[u]).await.unwrap();
+    sd.daemon_reload().await.unwrap();
+
+    // Never started: nothing checked yet, nothing to say.
+    assert_eq!(sd.unit_info(u).await.unwrap().unmet_condition, None);
+    // A skip is not a failure: the job is done, the unit stays inactive, and the
+    // plain condition is named (the trigger one holds anyway).
+    assert_eq!(sd.start(u).await.unwrap(), JobResult::Done);
+    let info = sd.unit_info(u).await.unwrap();
+    assert_eq!(info.active_state, ActiveState::Inactive);
+    assert_eq!(
+        info.unmet_condition.as_deref(),
+        Some("ConditionPathExists=/usr/bin/ccnq-test-not-installed")
+    );
+    // A unit whose conditions hold has nothing to report.
+    assert_eq!(
+        sd.start("t-present.service").await.unwrap(),
+        JobResult::Done
+    );
+    let present = sd.unit_info("t-present.service").await.unwrap();
+    assert_eq!(present.unmet_condition, None);
+    assert_eq!(present.active_state, ActiveState::Active);
+}
+
+#[tokio::test]
 async fn missing_unit_is_absent_and_cannot_start() {
     let sd = container().connect().await;
     let info = sd.unit_info("t-nowhere.service").await.unwrap();

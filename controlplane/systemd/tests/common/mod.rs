@@ -40,6 +40,20 @@ pub fn ok_unit(name: &str) -> (String, String) {
     )
 }
 
+/// A service whose program is not installed, skipped by its condition the way the
+/// image's freeswitch.service and couchdb.service are when built without them.
+pub fn not_installed_unit(name: &str) -> (String, String) {
+    (
+        format!("{name}.service"),
+        format!(
+            "[Unit]\nDescription=ccnq test: not installed\n\
+         ConditionPathExists=/usr/bin/ccnq-test-not-installed\n\
+         ConditionPathExists=|!/etc/ccnq-test-never\n\
+         [Service]\nExecStart=/usr/bin/ccnq-test-not-installed\n{INSTALL}"
+        ),
+    )
+}
+
 /// A oneshot service whose start fails.
 pub fn failing_unit(name: &str) -> (String, String) {
     (
