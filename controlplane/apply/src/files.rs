@@ -715,20 +715,17 @@ fn check_relative(path: &str) -> Result<(), FilesError> {
 }
 
 fn make_dir(path: &Path, mode: u32) -> Result<(), FilesError> {
+    fs::DirBuilder::new()
+        .mode(mode & 0o777)
+        .create(path)
+        .map_err(io_err("mkdir", path))?;
     if mode & 0o7000 != 0 {
         // ccnqd.service has RestrictSUIDSGID=yes: a mkdir or chmod asking for
         // set-group-ID is refused (EPERM). None is needed: a directory made in a
         // set-group-ID one inherits the bit and the group from it, and the service's umask
         // (0022) leaves the permission bits asked for.
-        return fs::DirBuilder::new()
-            .mode(mode & 0o777)
-            .create(path)
-            .map_err(io_err("mkdir", path));
+        return Ok(());
     }
-    fs::DirBuilder::new()
-        .mode(mode)
-        .create(path)
-        .map_err(io_err("mkdir", path))?;
     // The umask may have taken bits FreeSWITCH needs.
     set_mode(path, mode)
 }

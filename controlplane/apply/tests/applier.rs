@@ -71,6 +71,18 @@ fn rendering(doc: &Value) -> Rendering {
     render(&host(doc), &secrets()).expect("renders")
 }
 
+/// The plan of a first apply: nothing known in force (first boot).
+fn plan_first(new: &Value) -> Plan {
+    let (nh, nr) = (host(new), rendering(new));
+    plan(
+        None,
+        Snapshot {
+            host: &nh,
+            rendering: &nr,
+        },
+    )
+}
+
 fn plan_between(old: &Value, new: &Value) -> Plan {
     let (oh, nh) = (host(old), host(new));
     let (or, nr) = (rendering(old), rendering(new));
@@ -613,14 +625,8 @@ async fn a_failure_after_a_drain_rolls_back_and_resumes_inbound_calls() {
     // The unit cannot be enabled, so the apply fails with FreeSWITCH still running,
     // paused: the rollback reloads the old files and calls are taken again.
     let new = changed("2-b", |d| d["sip_variables"] = json!({ "ccnq_test": "1" }));
-    let (nh, nr) = (host(&new), rendering(&new));
-    let first = plan(
-        None,
-        Snapshot {
-            host: &nh,
-            rendering: &nr,
-        },
-    );
+    let nr = rendering(&new);
+    let first = plan_first(&new);
     let enable = step_of(&first, |a| *a == Action::EnableFreeswitch);
     let (_, report, _) = f.apply_plan(first, &new, &nr).await;
     match &report.outcome {
@@ -646,52 +652,46 @@ async fn a_failure_after_a_drain_rolls_back_and_resumes_inbound_calls() {
     assert_eq!(f.installed_rev(), "1-a");
 }
 
+/// An applier on a real systemd whose FreeSWITCH `unit` never runs (not there, or
+/// skipped by its condition): no event socket answers, so the deadlines are short.
+fn applier_without_freeswitch(
+    systemd: Systemd,
+    unit: &str,
+    data: &tempfile::TempDir,
+) -> Applier<Systemd> {
+    let options = ApplyOptions {
+        command_timeout: Duration::from_secs(5),
+        confirm_deadline: Duration::from_secs(2),
+        unit: unit.into(),
+        ..ApplyOptions::new("ClueCon", Duration::from_secs(1))
+    };
+    Applier::new(FileStore::open(data.path()).unwrap(), systemd, options)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_freeswitch_installed_off_is_clean_and_on_fails_saying_why() {
     let systemd = common::container().connect().await;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let options = ApplyOptions {
-        command_timeout: Duration::from_secs(5),
-        confirm_deadline: Duration::from_secs(2),
-        unit: "fs-not-installed-on-this-image.service".into(),
-        ..ApplyOptions::new("ClueCon", Duration::from_secs(1))
-    };
-    let mut applier = Applier::new(FileStore::open(tmp.path()).unwrap(), systemd, options);
+    let mut applier =
+        applier_without_freeswitch(systemd, "fs-not-installed-on-this-image.service", &tmp);
 
     // A server-only host on an image built without FreeSWITCH: stop and disable what is
     // not installed, which leaves it as asked.
     let off = changed("1-a", |d| d["server_only"] = json!(true));
-    let (off_host, off_rendering) = (host(&off), rendering(&off));
-    let first = plan(
-        None,
-        Snapshot {
-            host: &off_host,
-            rendering: &off_rendering,
-        },
-    );
+    let first = plan_first(&off);
     assert!(first
         .actions()
         .any(|a| matches!(a, Action::StopFreeswitch | Action::DisableFreeswitch)));
     let report = applier
-        .apply(&first, &off_rendering, &off, "1-a", &|_| {})
+        .apply(&first, &rendering(&off), &off, "1-a", &|_| {})
         .await;
     assert_eq!(report.outcome, Outcome::Ok, "{report:#?}");
 
     // Asking for FreeSWITCH there fails, and says it is not installed.
     let on = changed("2-b", |_| {});
-    let (on_host, on_rendering) = (host(&on), rendering(&on));
-    let second = plan(
-        Some(Snapshot {
-            host: &off_host,
-            rendering: &off_rendering,
-        }),
-        Snapshot {
-            host: &on_host,
-            rendering: &on_rendering,
-        },
-    );
+    let second = plan_between(&off, &on);
     let report = applier
-        .apply(&second, &on_rendering, &on, "2-b", &|_| {})
+        .apply(&second, &rendering(&on), &on, "2-b", &|_| {})
         .await;
     match &report.outcome {
         Outcome::Failed { reason, .. } => assert!(reason.contains("not installed"), "{reason}"),
@@ -713,24 +713,11 @@ async fn a_start_skipped_by_its_unit_condition_fails_at_that_step_saying_so() {
     .unwrap();
     systemd.daemon_reload().await.unwrap();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let options = ApplyOptions {
-        command_timeout: Duration::from_secs(5),
-        confirm_deadline: Duration::from_secs(2),
-        unit: unit.into(),
-        ..ApplyOptions::new("ClueCon", Duration::from_secs(1))
-    };
-    let mut applier = Applier::new(FileStore::open(tmp.path()).unwrap(), systemd, options);
+    let mut applier = applier_without_freeswitch(systemd, unit, &tmp);
     let on = base();
-    let (on_host, on_rendering) = (host(&on), rendering(&on));
-    let first = plan(
-        None,
-        Snapshot {
-            host: &on_host,
-            rendering: &on_rendering,
-        },
-    );
+    let first = plan_first(&on);
     let report = applier
-        .apply(&first, &on_rendering, &on, "1-a", &|_| {})
+        .apply(&first, &rendering(&on), &on, "1-a", &|_| {})
         .await;
     match &report.outcome {
         Outcome::Failed { action, reason, .. } => {
