@@ -198,7 +198,7 @@ pub fn services(l: &ServiceList) -> String {
             s.name.clone(),
             if s.load_state == "absent" {
                 "absent".into()
-            } else if s.unmet_condition.is_some() && s.state == "inactive" {
+            } else if skipped_by(s).is_some() {
                 "skipped".into()
             } else {
                 s.state.clone()
@@ -229,7 +229,7 @@ pub fn services(l: &ServiceList) -> String {
     }
     // Why a unit is "skipped", under the table: a condition line is too wide for a cell.
     for s in &l.services {
-        if let (Some(c), "inactive") = (&s.unmet_condition, s.state.as_str()) {
+        if let Some(c) = skipped_by(s) {
             out.push_str(&format!(
                 "{}: skipped at its last start: {c} does not hold\n",
                 s.name
@@ -237,6 +237,13 @@ pub fn services(l: &ServiceList) -> String {
         }
     }
     out
+}
+
+/// The condition that kept an inactive unit from starting, if one did.
+fn skipped_by(s: &ccnq_api::ServiceState) -> Option<&str> {
+    s.unmet_condition
+        .as_deref()
+        .filter(|_| s.state == "inactive")
 }
 
 /// `ccnqctl services start|stop|restart`: what was done, the drain, systemd's answer.

@@ -196,17 +196,16 @@ impl Rig {
         doc
     }
 
-    /// Waits (at most 120 s: CI machines are busy) until `GET /v1/config` satisfies `f`.
+    /// Waits until `GET /v1/config` satisfies `f`.
     async fn until(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..1200 {
-            last = self.get("/v1/config").await;
-            if f(&last) {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("timed out waiting for {what}: {last:#}");
+        poll_until(what, || self.get("/v1/config"), f).await
+    }
+
+    /// Waits until `status:<fqdn>`, which ccnqd writes from its own task shortly after
+    /// the report changes, satisfies `f`.
+    async fn until_status(&self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let id = format!("status:{FQDN}");
+        poll_until(what, || async { self.db.get(&id, None).await.unwrap() }, f).await
     }
 
     async fn until_applied(&self, doc: &Value) -> Value {
@@ -275,6 +274,23 @@ fn host(acl: &str) -> Value {
             }
         }
     })
+}
+
+/// Polls `fetch` (at most 120 s: CI machines are busy) until its value satisfies `f`.
+async fn poll_until<Fut: std::future::Future<Output = Value>>(
+    what: &str,
+    mut fetch: impl FnMut() -> Fut,
+    f: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..1200 {
+        last = fetch().await;
+        if f(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}: {last:#}");
 }
 
 #[tokio::test]
@@ -359,15 +375,9 @@ async fn a_host_document_reaches_freeswitch_with_exactly_the_planned_commands() 
         "rev3's files are back"
     );
     assert_eq!(rig.new_commands(), vec!["reloadxml", "reloadxml"]);
-    // The status document is written by its own task, shortly after the report changes.
-    let mut status = Value::Null;
-    for _ in 0..1200 {
-        status = rig.db.get(&format!("status:{FQDN}"), None).await.unwrap();
-        if status["last"]["rev"] == rev4["_rev"] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = rig
+        .until_status("the status of rev4", |st| st["last"]["rev"] == rev4["_rev"])
+        .await;
     assert_eq!(status["state"], "failed", "{status:#}");
     assert_eq!(status["applied"]["rev"], rev3["_rev"], "{status:#}");
 
