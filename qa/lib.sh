@@ -52,3 +52,19 @@ qa_start_ccnqd() {
 qa_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# qa_median FILE: the median of the numbers in FILE, one per line.
+qa_median() { sort -n "$1" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# qa_keepalive_ns ROUNDS URL CURL-ARGS...: POSTs to URL ROUNDS+1 times over one kept-alive
+# connection, as a management system or a loop of API calls does, and prints each
+# request's time (sent to answer received) in ns, one per line; the first, which pays
+# the TLS handshake, is left out. CURL-ARGS carry the credentials.
+qa_keepalive_ns() {
+    local rounds=$1 url=$2 urls=() _
+    shift 2
+    # (-o once per URL: curl applies each -o to one URL only.)
+    for _ in $(seq $((rounds + 1))); do urls+=(-o /dev/null "$url"); done
+    curl -sSf -X POST -w '%{time_total}\n' "$@" "${urls[@]}" | tail -n +2 |
+        awk '{printf "%.0f\n", $1 * 1000000000}'
+}
