@@ -15,7 +15,7 @@ demo:
 demo-dev: deps
 	qa/demo
 
-# Every test, the appliance image built and booted in qemu included (~25 min on 2 cores).
+# Every test, the appliance image built and booted in qemu included (~35 min on 2 cores).
 test:
 	qa/install-deps --image
 	CCNQ_VM_TESTS=1 qa/test
