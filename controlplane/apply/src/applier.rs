@@ -168,6 +168,28 @@ pub enum Progress {
     },
 }
 
+/// The number operators see for the plan step at `index` in [`Plan::steps`]: 1-based, as
+/// `ccnqctl config plan` lists the steps. The journal, the failure reason and the
+/// serialized records all use it, so the three never disagree; only the Rust fields hold
+/// the 0-based index.
+pub fn step_number(index: usize) -> usize {
+    index + 1
+}
+
+fn serialize_step<S: serde::Serializer>(index: &usize, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(step_number(*index) as u64)
+}
+
+fn serialize_opt_step<S: serde::Serializer>(
+    index: &Option<usize>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match index {
+        Some(i) => s.serialize_some(&step_number(*i)),
+        None => s.serialize_none(),
+    }
+}
+
 /// How an apply ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -177,7 +199,8 @@ pub enum Outcome {
     /// Step `step` (index into the plan's steps) failed; the files are back on the last
     /// good generation and nothing after it was sent.
     Failed {
-        /// Index into [`Plan::steps`].
+        /// Index into [`Plan::steps`]; serialized as its [`step_number`].
+        #[serde(serialize_with = "serialize_step")]
         step: usize,
         /// The step's description.
         action: String,
@@ -186,11 +209,28 @@ pub enum Outcome {
     },
 }
 
+impl std::fmt::Display for Outcome {
+    /// `ok`, or `step 4 (reloadxml) failed: <FreeSWITCH's words>`: the journal and the
+    /// status document's reason both say this.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::Failed {
+                step,
+                action,
+                reason,
+            } => write!(f, "step {} ({action}) failed: {reason}", step_number(*step)),
+        }
+    }
+}
+
 /// One thing the applier did (or skipped), for the status document and the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ActionRecord {
-    /// The plan step it belongs to; `None` for the rollback and the resume that follow a
-    /// failure or a drain.
+    /// The plan step it belongs to (index into [`Plan::steps`], serialized as its
+    /// [`step_number`]); `None` for the rollback and the resume that follow a failure or
+    /// a drain.
+    #[serde(serialize_with = "serialize_opt_step")]
     pub step: Option<usize>,
     /// What it is, for operators.
     pub description: String,
@@ -298,16 +338,13 @@ impl<S: Services> Applier<S> {
         let mut outcome = Outcome::Ok;
         for (i, step) in plan.steps.iter().enumerate() {
             if let Err(reason) = run.step(i, step, new, document, rev).await {
-                log::warn!(
-                    "apply of rev {rev} failed at step {i} ({}): {reason}",
-                    step.description
-                );
-                run.roll_back().await;
                 outcome = Outcome::Failed {
                     step: i,
                     action: step.description.clone(),
                     reason,
                 };
+                log::warn!("apply of rev {rev}: {outcome}");
+                run.roll_back().await;
                 break;
             }
         }
@@ -316,7 +353,7 @@ impl<S: Services> Applier<S> {
             "apply of rev {rev}: {} in {} ms ({} actions)",
             match &outcome {
                 Outcome::Ok => "ok".to_owned(),
-                Outcome::Failed { step, .. } => format!("failed at step {step}"),
+                Outcome::Failed { step, .. } => format!("failed at step {}", step_number(*step)),
             },
             started.elapsed().as_millis(),
             run.records.len()
@@ -404,7 +441,8 @@ impl<S: Services> Run<'_, S> {
     fn record(&mut self, r: ActionRecord) {
         log::info!(
             "apply {}{}: command {:?}, reply {:?}, {} ms, {}{}",
-            r.step.map_or("rollback".into(), |s| format!("step {s}")),
+            r.step
+                .map_or("rollback".into(), |s| format!("step {}", step_number(s))),
             format_args!(" ({})", r.description),
             r.command.as_deref().unwrap_or("-"),
             r.reply.as_deref().unwrap_or("-"),

@@ -13,6 +13,8 @@ pub mod applier;
 pub mod drain;
 pub mod files;
 
-pub use applier::{ActionRecord, Applier, ApplyOptions, ApplyReport, Outcome, Progress, Services};
+pub use applier::{
+    step_number, ActionRecord, Applier, ApplyOptions, ApplyReport, Outcome, Progress, Services,
+};
 pub use drain::{drain, resume, DrainError, DrainOutcome};
 pub use files::{FileStore, FilesError, Installed};

@@ -55,6 +55,29 @@ fn changed(rev: &str, f: impl FnOnce(&mut Value)) -> Value {
     d
 }
 
+/// The applier's journal: every `log` line of this test binary, kept so a test can read
+/// what the daemon's journal would say. Installed on first use.
+fn journal() -> &'static Mutex<Vec<String>> {
+    struct Capture(Mutex<Vec<String>>);
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            self.0.lock().unwrap().push(record.args().to_string());
+        }
+        fn flush(&self) {}
+    }
+    static CAPTURE: std::sync::OnceLock<&'static Capture> = std::sync::OnceLock::new();
+    let capture = CAPTURE.get_or_init(|| {
+        let c: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
+        log::set_logger(c).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Info);
+        c
+    });
+    &capture.0
+}
+
 fn secrets() -> Secrets {
     Secrets {
         event_socket_password: "ClueCon".into(),
@@ -461,8 +484,10 @@ async fn a_bind_failure_fails_rolls_the_files_back_and_reloads_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reloadxml_parse_error_fails_and_keeps_the_previous_generation() {
+    let journal = journal();
     let mut f = fixture("fs-parse", Setup::default()).await;
-    let new = changed("2-b", |d| {
+    // A revision of its own, to find this apply's lines in the journal.
+    let new = changed("2-parse", |d| {
         d["sip_profiles"]["test"]["ingress_acl"] = json!(["127.0.0.1/32", "127.0.0.3/32"])
     });
     // Files FreeSWITCH cannot parse (as a renderer bug would write them).
@@ -491,6 +516,41 @@ async fn a_reloadxml_parse_error_fails_and_keeps_the_previous_generation() {
         }
         Outcome::Ok => panic!("a failed reloadxml was reported applied"),
     }
+    // One step number everywhere, counted from 1 as `ccnqctl config plan` lists them: the
+    // reason, the journal and the records of the status document.
+    let number = reload + 1;
+    let reason = report.outcome.to_string();
+    assert!(
+        reason.starts_with(&format!("step {number} (reloadxml) failed: +OK [")),
+        "{reason}"
+    );
+    let lines = journal.lock().unwrap().clone();
+    assert!(
+        lines.contains(&format!("apply of rev 2-parse: {reason}")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "apply of rev 2-parse: failed at step {number} in "
+        ))),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "apply step {number} (reloadxml): command \"reloadxml\""
+        )) && l.contains("FAILED")),
+        "{lines:#?}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["outcome"]["step"], json!(number));
+    let recorded: Vec<&Value> = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["command"] == "reloadxml" && a["ok"] == false)
+        .collect();
+    assert_eq!(recorded.len(), 1, "{json:#}");
+    assert_eq!(recorded[0]["step"], json!(number));
     // reloadacl is never sent; the rollback's reloadxml reads the good files again.
     assert_eq!(f.peer.commands(), ["reloadxml", "reloadxml"]);
     let last = report.actions.last().unwrap();

@@ -204,12 +204,9 @@ fn outcome(report: &ApplyReport) -> Outcome {
             actions,
             retry: false,
         },
-        ccnq_apply::Outcome::Failed {
-            step,
-            action,
-            reason,
-        } => Outcome {
-            result: Err(format!("step {} ({action}) failed: {reason}", step + 1)),
+        failed @ ccnq_apply::Outcome::Failed { .. } => Outcome {
+            // The very words of the journal's line for it (1-based step number).
+            result: Err(failed.to_string()),
             // Nothing took effect (FreeSWITCH or systemd could not be reached): trying
             // again later can work. Otherwise FreeSWITCH refused the change itself, and
             // only a new revision can fix it; retrying would drain again for nothing.
@@ -421,5 +418,31 @@ impl Services for LazySystemd {
     }
     async fn is_active(&self, unit: &str) -> Result<bool, String> {
         self.get().await?.is_active(unit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_reason_numbers_the_step_as_the_journal_and_the_plan_do() {
+        let failed = ccnq_apply::Outcome::Failed {
+            step: 3,
+            action: "reloadxml".into(),
+            reason: "+OK [mismatched tag]".into(),
+        };
+        let report = ApplyReport {
+            outcome: failed.clone(),
+            actions: vec![],
+        };
+        let o = outcome(&report);
+        // Index 3 is the fourth step: `ccnqctl config plan` lists it as " 4.".
+        assert_eq!(
+            o.result,
+            Err("step 4 (reloadxml) failed: +OK [mismatched tag]".to_string())
+        );
+        assert_eq!(o.result, Err(failed.to_string()));
+        assert!(o.retry, "nothing took effect: a retry may work");
     }
 }
