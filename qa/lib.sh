@@ -48,9 +48,22 @@ qa_start_ccnqd() {
     return 1
 }
 
-# qa_free_port: a TCP port nobody listens on right now.
+# qa_free_port [udp]: a TCP (or UDP) port nobody listens on right now.
 qa_free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 -c 'import socket, sys
+kind = socket.SOCK_DGRAM if sys.argv[1:] == ["udp"] else socket.SOCK_STREAM
+s = socket.socket(socket.AF_INET, kind); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$@"
+}
+
+# qa_port_is_free tcp|udp PORT: true if PORT can be bound on 127.0.0.1 right now.
+qa_port_is_free() {
+    python3 -c 'import socket, sys
+kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
+s = socket.socket(socket.AF_INET, kind)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[2])))
+except OSError:
+    sys.exit(1)' "$1" "$2"
 }
 
 # qa_median FILE: the median of the numbers in FILE, one per line.
