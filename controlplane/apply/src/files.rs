@@ -39,6 +39,12 @@ use std::path::{Path, PathBuf};
 
 /// The link FreeSWITCH includes from, under the data directory.
 pub const LINK_NAME: &str = "freeswitch";
+/// Where the rendered files are for FreeSWITCH with this data directory:
+/// `<data_dir>/freeswitch` (the link). What plans name as the files' directory.
+pub fn link_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(LINK_NAME)
+}
+
 /// The directory holding the generations, under the data directory.
 pub const GENERATIONS_DIR: &str = "freeswitch.gen";
 /// The new link is made here, then renamed over [`LINK_NAME`]. After a directory swap
@@ -238,7 +244,7 @@ impl FileStore {
 
     /// The path FreeSWITCH includes from: `<data_dir>/freeswitch`.
     pub fn link_path(&self) -> PathBuf {
-        self.data_dir.join(LINK_NAME)
+        link_path(&self.data_dir)
     }
 
     /// The generation the link points to, if any.

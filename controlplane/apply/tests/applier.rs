@@ -10,13 +10,14 @@ use common::ContainerExt;
 
 use ccnq_apply::{Applier, ApplyOptions, ApplyReport, FileStore, Outcome, Progress, Services};
 use ccnq_esl_peer::{Peer, PeerConfig};
+use ccnq_freeswitch::render::VOLUME_DIR;
 use ccnq_freeswitch::{
     plan, render, Action, Plan, RenderedTree, Rendering, Secrets, Snapshot, SystemdJob,
 };
 use ccnq_systemd::Systemd;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -103,6 +104,7 @@ fn plan_first(new: &Value) -> Plan {
             host: &nh,
             rendering: &nr,
         },
+        Path::new(VOLUME_DIR),
     )
 }
 
@@ -118,6 +120,7 @@ fn plan_between(old: &Value, new: &Value) -> Plan {
             host: &nh,
             rendering: &nr,
         },
+        Path::new(VOLUME_DIR),
     )
 }
 

@@ -14,6 +14,7 @@ use ccnq_apply::{Applier, ApplyReport, Services};
 use ccnq_freeswitch::{plan, render, Plan, Rendering, Secrets, Snapshot, SystemdJob};
 use ccnq_model::Validated;
 use serde_json::Value;
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use tokio::sync::OnceCell;
 
@@ -134,6 +135,7 @@ impl<S: Services + 'static> Apply for Freeswitch<S> {
                     host: &wanted.validated.host,
                     rendering: &rendering,
                 },
+                &self.applier.store().link_path(),
             )
         };
         if plan.is_empty() {
@@ -217,10 +219,12 @@ fn outcome(report: &ApplyReport) -> Outcome {
 }
 
 /// What applying `candidate` would do now, from what runs: the plan with each step's
-/// cost, or every validation error. Pure: nothing is written or sent.
+/// cost, or every validation error. Pure: nothing is written or sent. `data_dir` is the
+/// daemon's: the steps name the directory an apply would really write.
 pub fn preview(
     fqdn: &str,
     secrets: &Secrets,
+    data_dir: &Path,
     running: Option<&Running>,
     candidate: &Value,
 ) -> PlanPreview {
@@ -274,6 +278,7 @@ pub fn preview(
             host: &validated.host,
             rendering: &rendering,
         },
+        &ccnq_apply::files::link_path(data_dir),
     );
     out.valid = true;
     out.cost = Some(cost(&p.cost));
@@ -424,6 +429,42 @@ impl Services for LazySystemd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preview_names_the_files_directory_of_the_daemons_data_dir() {
+        let doc = serde_json::json!({
+            "_id": "host:sbc1.example.net", "_rev": "1-a", "type": "host",
+            "host": "sbc1.example.net", "sip_domain_name": "a.phone.example.net",
+            "sip_profiles": { "test": { "ingress_sip_ip": "192.0.2.10", "ingress_sip_port": 5060 } }
+        });
+        let secrets = Secrets {
+            event_socket_password: "ClueCon".into(),
+        };
+        let p = preview(
+            "sbc1.example.net",
+            &secrets,
+            Path::new("/srv/ccnq"),
+            None,
+            &doc,
+        );
+        assert!(p.valid, "{p:?}");
+        let files: Vec<&str> = p
+            .steps
+            .iter()
+            .filter(|s| s.action == "replace_files")
+            .map(|s| s.description.as_str())
+            .collect();
+        assert_eq!(files.len(), 1, "{p:#?}");
+        assert!(
+            files[0].contains(" in /srv/ccnq/freeswitch, "),
+            "{}",
+            files[0]
+        );
+        assert!(
+            p.steps.iter().all(|s| !s.description.contains("/var/lib")),
+            "{p:#?}"
+        );
+    }
 
     #[test]
     fn a_failure_reason_numbers_the_step_as_the_journal_and_the_plan_do() {

@@ -2,9 +2,11 @@
 //! case: one profile setting changed, so the planner compares every part. Prints the time
 //! per iteration and its ratio to the 5 ms target (ratio < 1 is within target).
 
+use ccnq_freeswitch::render::VOLUME_DIR;
 use ccnq_freeswitch::{plan, render, Secrets, Snapshot};
 use serde_json::{json, Map, Value};
 use std::hint::black_box;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const TARGET: Duration = Duration::from_millis(5);
@@ -56,6 +58,7 @@ fn main() {
                     host: &new,
                     rendering: &new_r,
                 },
+                Path::new(VOLUME_DIR),
             );
             black_box(p);
         }
@@ -72,6 +75,7 @@ fn main() {
             host: &new,
             rendering: &new_r,
         },
+        Path::new(VOLUME_DIR),
     );
     let rescans: Vec<_> = p.actions().filter_map(|a| a.esl_command()).collect();
     assert_eq!(

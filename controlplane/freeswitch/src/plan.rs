@@ -3,7 +3,9 @@
 //! that make them equal, following the table "What a change must cost" of
 //! `shared/spec/host-document.md`. It is pure: the applier (a later step) maps each
 //! [`Action`] to one event-socket command ([`Action::esl_command`]) or one systemd job
-//! ([`Action::systemd`]) and does the waiting, retrying and confirming.
+//! ([`Action::systemd`]) and does the waiting, retrying and confirming. The only thing
+//! it is told about the host is where the rendered files live (`<data_dir>/freeswitch`),
+//! so that the steps an operator reads name the real directory.
 //!
 //! Order inside a plan is fixed because FreeSWITCH's behaviour demands it: stops come
 //! before the files change (a profile whose XML is gone can still be stopped, but a
@@ -13,12 +15,13 @@
 //! restarts, starts, and finally the confirmations that started profiles really bound
 //! (`start` reports success even when the bind fails).
 
-use crate::render::{Rendering, VOLUME_DIR};
+use crate::render::Rendering;
 use ccnq_model::Host;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::Path;
 
 /// The systemd unit of FreeSWITCH.
 pub const FREESWITCH_UNIT: &str = "freeswitch.service";
@@ -122,14 +125,14 @@ pub enum Action {
         /// Sofia profile name.
         profile: String,
     },
-    /// Write these files of the new rendering and remove these, under [`VOLUME_DIR`].
+    /// Write these files of the new rendering and remove these, in the files directory.
     WriteFiles {
         /// Relative paths to write, from the new rendering.
         write: Vec<String>,
         /// Relative paths to remove.
         remove: Vec<String>,
     },
-    /// Make the files under [`VOLUME_DIR`] exactly these files of the new rendering:
+    /// Make the files in the files directory exactly these files of the new rendering:
     /// write them and remove every other file there. Used when what is on the volume is
     /// not known (first apply), because FreeSWITCH includes whatever files it finds.
     ReplaceFiles {
@@ -243,8 +246,10 @@ impl Action {
         }
     }
 
-    /// A one-line description for operators.
-    pub fn describe(&self) -> String {
+    /// A one-line description for operators; `files_dir` is where the rendered files
+    /// live (`<data_dir>/freeswitch`), named by the file steps.
+    pub fn describe(&self, files_dir: &Path) -> String {
+        let dir = files_dir.display();
         match self {
             Action::WriteFiles { write, remove } => {
                 let mut parts = Vec::new();
@@ -254,13 +259,13 @@ impl Action {
                 if !remove.is_empty() {
                     parts.push(format!("remove {}", remove.join(" ")));
                 }
-                format!("{} in {VOLUME_DIR}", parts.join("; "))
+                format!("{} in {dir}", parts.join("; "))
             }
             Action::ReplaceFiles { write } if write.is_empty() => {
-                format!("remove every file in {VOLUME_DIR}")
+                format!("remove every file in {dir}")
             }
             Action::ReplaceFiles { write } => format!(
-                "write {} in {VOLUME_DIR}, removing every other file there",
+                "write {} in {dir}, removing every other file there",
                 write.join(" ")
             ),
             Action::RestartProfile { profile, bind } => {
@@ -299,11 +304,13 @@ pub struct Step {
     pub description: String,
 }
 
-impl From<Action> for Step {
-    fn from(action: Action) -> Self {
+impl Step {
+    /// The step that carries `action` out, described for a host whose rendered files
+    /// live in `files_dir`.
+    pub fn new(action: Action, files_dir: &Path) -> Step {
         Step {
             cost: action.cost(),
-            description: action.describe(),
+            description: action.describe(files_dir),
             action,
         }
     }
@@ -319,8 +326,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn new(actions: Vec<Action>) -> Plan {
-        let steps: Vec<Step> = actions.into_iter().map(Step::from).collect();
+    fn new(actions: Vec<Action>, files_dir: &Path) -> Plan {
+        let steps: Vec<Step> = actions
+            .into_iter()
+            .map(|a| Step::new(a, files_dir))
+            .collect();
         let cost = steps
             .iter()
             .fold(Cost::NoEffect, |acc, s| acc.worst(s.cost.clone()));
@@ -360,8 +370,11 @@ pub struct Snapshot<'a> {
     pub rendering: &'a Rendering,
 }
 
-/// The least plan from `running` (`None`: nothing known applied, e.g. first boot) to `new`.
-pub fn plan(running: Option<Snapshot<'_>>, new: Snapshot<'_>) -> Plan {
+/// The least plan from `running` (`None`: nothing known applied, e.g. first boot) to `new`,
+/// on a host whose rendered files live in `files_dir` (`<data_dir>/freeswitch`, the
+/// applier's link; [`crate::render::VOLUME_DIR`] on the appliance). The directory only
+/// goes into the steps' descriptions: the actions are the same wherever the files are.
+pub fn plan(running: Option<Snapshot<'_>>, new: Snapshot<'_>, files_dir: &Path) -> Plan {
     let mut actions = freeswitch_actions(running, new);
     let old_version = running.and_then(|r| r.host.image.as_ref());
     if let Some(v) = &new.host.image {
@@ -371,7 +384,7 @@ pub fn plan(running: Option<Snapshot<'_>>, new: Snapshot<'_>) -> Plan {
             });
         }
     }
-    Plan::new(actions)
+    Plan::new(actions, files_dir)
 }
 
 fn all_files(r: &Rendering) -> Vec<String> {

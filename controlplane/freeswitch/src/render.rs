@@ -23,8 +23,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-/// Where the rendered tree is written on the host; the skeleton's `freeswitch.xml`
-/// includes from here. Paths in a [`RenderedTree`] are relative to it.
+/// Where the rendered tree is written on the appliance (`<data_dir>/freeswitch` with the
+/// default `data_dir`); the skeleton's `freeswitch.xml` includes from here. Paths in a
+/// [`RenderedTree`] are relative to it. A daemon with another `data_dir` writes to its
+/// own `<data_dir>/freeswitch`, and its plans say so (see [`crate::plan::plan`]).
 pub const VOLUME_DIR: &str = "/var/lib/ccnq/freeswitch";
 
 /// The event socket the control plane talks to: loopback only, never configurable from

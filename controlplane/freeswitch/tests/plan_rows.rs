@@ -6,11 +6,12 @@
 mod common;
 
 use ccnq_freeswitch::fs_model::ModelFreeswitch;
-use ccnq_freeswitch::render::{ACL_PATH, EVENT_SOCKET_PATH, VARS_PATH};
+use ccnq_freeswitch::render::{ACL_PATH, EVENT_SOCKET_PATH, VARS_PATH, VOLUME_DIR};
 use ccnq_freeswitch::{plan, render, Action, Cost, Plan, Snapshot};
 use common::{doc, host, rendering, secrets, spec_example};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::path::Path;
 
 /// The plan from `old` to `new`, checked against the FreeSWITCH model.
 fn plan_between(old: &Value, new: &Value) -> Plan {
@@ -25,6 +26,7 @@ fn plan_between(old: &Value, new: &Value) -> Plan {
             host: &new_h,
             rendering: &new_r,
         },
+        Path::new(VOLUME_DIR),
     );
     let mut fs = ModelFreeswitch::expected(&old_r);
     fs.apply_plan(&p, &new_r.tree)
@@ -353,7 +355,7 @@ fn row_global_settings_restart_freeswitch_after_draining() {
         host: &h,
         rendering: r,
     };
-    let p = plan(Some(snap(&old_r)), snap(&new_r));
+    let p = plan(Some(snap(&old_r)), snap(&new_r), Path::new(VOLUME_DIR));
     assert!(actions(&p).contains(&Action::RestartFreeswitch));
     assert!(
         matches!(&actions(&p)[1], Action::WriteFiles { write, .. } if write == &[EVENT_SOCKET_PATH.to_string()])
@@ -462,6 +464,7 @@ fn first_apply_loads_everything_afresh() {
             host: &h,
             rendering: &r,
         },
+        Path::new(VOLUME_DIR),
     );
     let a = actions(&p);
     assert_eq!(a[0], Action::Drain);
@@ -626,6 +629,52 @@ fn plan_serializes_for_the_api() {
          sofia profile test-egress restart (to bind 198.51.100.52:15201) — drops the calls on profile test-egress\n\
          confirm test-egress RUNNING on 198.51.100.52:15201 (sofia xmlstatus) — no effect on calls\n"
     );
+}
+
+#[test]
+fn file_steps_name_the_directory_they_are_given() {
+    // A daemon whose data_dir is not the appliance's: its plans name its own directory.
+    let (old, new) = (
+        spec_example(),
+        spec_with(|d| {
+            set(
+                d,
+                &["sip_profiles", "test", "ingress_acl"],
+                json!(["198.51.100.7/32"]),
+            )
+        }),
+    );
+    let (old_h, new_h) = (host(&old), host(&new));
+    let (old_r, new_r) = (rendering(&old_h), rendering(&new_h));
+    let dir = Path::new("/srv/ccnq-test/freeswitch");
+    let snap = |h, r| Snapshot {
+        host: h,
+        rendering: r,
+    };
+    let p = plan(Some(snap(&old_h, &old_r)), snap(&new_h, &new_r), dir);
+    assert_eq!(
+        p.steps[0].description,
+        "write autoload_configs/acl.conf.xml in /srv/ccnq-test/freeswitch"
+    );
+    let first = plan(None, snap(&new_h, &new_r), dir);
+    assert!(
+        first.steps.iter().any(|s| s
+            .description
+            .ends_with(" in /srv/ccnq-test/freeswitch, removing every other file there")),
+        "{first}"
+    );
+    let off = host(&spec_with(|d| set(d, &["server_only"], json!(true))));
+    let off_r = rendering(&off);
+    let p = plan(None, snap(&off, &off_r), dir);
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| s.description == "remove every file in /srv/ccnq-test/freeswitch"),
+        "{p}"
+    );
+    for p in [&first, &p] {
+        assert!(!p.to_string().contains(VOLUME_DIR), "{p}");
+    }
 }
 
 #[test]

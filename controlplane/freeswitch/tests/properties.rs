@@ -7,12 +7,14 @@
 mod common;
 
 use ccnq_freeswitch::fs_model::ModelFreeswitch;
+use ccnq_freeswitch::render::VOLUME_DIR;
 use ccnq_freeswitch::{plan, Action, Plan, Rendering, Snapshot};
 use ccnq_model::Host;
 use common::{host, rendering, FQDN};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 /// Number of choices of each slot of the global part of a document.
 const GLOBAL_SLOTS: [u32; 5] = [
@@ -180,6 +182,7 @@ impl Case {
                 host: &self.new_h,
                 rendering: &self.new_r,
             },
+            Path::new(VOLUME_DIR),
         )
     }
 
@@ -349,7 +352,7 @@ proptest! {
     #[test]
     fn first_apply_reaches_the_new_state_from_anywhere((old, new) in pair(), booted in any::<bool>()) {
         let c = Case::new(&old, &new);
-        let p = plan(None, Snapshot { host: &c.new_h, rendering: &c.new_r });
+        let p = plan(None, Snapshot { host: &c.new_h, rendering: &c.new_r }, Path::new(VOLUME_DIR));
         let mut fs = if booted {
             ModelFreeswitch::booted(c.old_r.tree.clone())
         } else {

@@ -528,6 +528,7 @@ fn post_plan(daemon: &Daemon, candidate: serde_json::Value) -> Response<Body> {
         &crate::freeswitch::preview(
             &daemon.config.host,
             &planner.secrets,
+            &daemon.config.data_dir,
             running.as_ref(),
             &candidate,
         ),
