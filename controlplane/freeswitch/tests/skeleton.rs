@@ -6,7 +6,9 @@
 mod common;
 
 use ccnq_freeswitch::render::{RenderedTree, VOLUME_DIR};
-use common::{host, rendering, spec_example};
+use common::{doc, host, rendering, spec_example};
+use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn skeleton_dir() -> PathBuf {
@@ -83,11 +85,17 @@ impl Preprocessor<'_> {
                 "skeleton includes only its own dir or the volume: {pattern}"
             );
             let (dir, file) = pattern.rsplit_once('/').unwrap_or(("", pattern));
-            let mut entries: Vec<_> = std::fs::read_dir(self.conf.join(dir))
-                .expect("skeleton dir")
-                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-                .filter(|n| glob_match(file, n))
-                .collect();
+            // A glob over a directory the image lacks includes nothing: FreeSWITCH
+            // (preprocess_glob, SG_GLOB_NOCHECK) tries the pattern as a file name, prints
+            // "Error including …" and goes on.
+            let mut entries: Vec<_> = match std::fs::read_dir(self.conf.join(dir)) {
+                Ok(d) => d
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .filter(|n| glob_match(file, n))
+                    .collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => panic!("skeleton dir {dir}: {e}"),
+            };
             entries.sort();
             for n in entries {
                 let p = self.conf.join(dir).join(&n);
@@ -100,23 +108,92 @@ impl Preprocessor<'_> {
     }
 }
 
-#[test]
-fn skeleton_and_rendering_form_one_freeswitch_document() {
-    let r = rendering(&host(&spec_example()));
+/// The skeleton's `freeswitch.xml` with `tree` as the volume, expanded as FreeSWITCH
+/// reads it, and the variables its `set` lines defined.
+fn expand(tree: &RenderedTree) -> (String, Vec<(String, String)>) {
     let conf = skeleton_dir();
     let top = std::fs::read_to_string(conf.join("freeswitch.xml")).expect("freeswitch.xml");
     let mut pp = Preprocessor {
         conf: &conf,
-        volume: &r.tree,
+        volume: tree,
         vars: Vec::new(),
     };
     let mut text = String::new();
     pp.expand(&top, &mut text);
-    let doc = roxmltree::Document::parse(&text)
-        .unwrap_or_else(|e| panic!("expanded freeswitch.xml is not XML: {e}\n{text}"));
+    (text, pp.vars)
+}
+
+fn parse(text: &str) -> roxmltree::Document<'_> {
+    roxmltree::Document::parse(text)
+        .unwrap_or_else(|e| panic!("expanded freeswitch.xml is not XML: {e}\n{text}"))
+}
+
+/// The `<param>`s of each sofia profile of the expanded document, by profile name.
+fn sofia_params(doc: &roxmltree::Document) -> BTreeMap<String, BTreeMap<String, String>> {
+    doc.descendants()
+        .filter(|n| {
+            n.has_tag_name("profiles")
+                && n.parent().and_then(|p| p.attribute("name")) == Some("sofia.conf")
+        })
+        .flat_map(|n| n.children().filter(|c| c.has_tag_name("profile")))
+        .map(|p| {
+            let params = p
+                .descendants()
+                .filter(|n| n.has_tag_name("param"))
+                .filter_map(|n| Some((n.attribute("name")?.into(), n.attribute("value")?.into())))
+                .collect();
+            (
+                p.attribute("name").expect("profile name").to_owned(),
+                params,
+            )
+        })
+        .collect()
+}
+
+/// Each ACL list of the expanded document: its default and its nodes (type, cidr).
+fn acl_lists(doc: &roxmltree::Document) -> BTreeMap<String, (String, Vec<(String, String)>)> {
+    doc.descendants()
+        .filter(|n| {
+            n.has_tag_name("network-lists")
+                && n.parent().and_then(|p| p.attribute("name")) == Some("acl.conf")
+        })
+        .flat_map(|n| n.children().filter(|c| c.has_tag_name("list")))
+        .map(|l| {
+            let nodes = l
+                .children()
+                .filter(|n| n.has_tag_name("node"))
+                .map(|n| {
+                    (
+                        n.attribute("type").unwrap_or("").to_owned(),
+                        n.attribute("cidr").unwrap_or("").to_owned(),
+                    )
+                })
+                .collect();
+            (
+                l.attribute("name").expect("list name").to_owned(),
+                (l.attribute("default").unwrap_or("").to_owned(), nodes),
+            )
+        })
+        .collect()
+}
+
+fn dialplan_contexts<'a>(doc: &'a roxmltree::Document) -> Vec<&'a str> {
+    doc.root_element()
+        .children()
+        .filter(|n| n.has_tag_name("section") && n.attribute("name") == Some("dialplan"))
+        .flat_map(|s| s.children().filter(|n| n.has_tag_name("context")))
+        .filter_map(|n| n.attribute("name"))
+        .collect()
+}
+
+#[test]
+fn skeleton_and_rendering_form_one_freeswitch_document() {
+    let r = rendering(&host(&spec_example()));
+    let (text, vars) = expand(&r.tree);
+    let doc = parse(&text);
 
     assert_eq!(
-        pp.vars,
+        vars,
         [
             (
                 "sip_domain_name".to_owned(),
@@ -155,22 +232,106 @@ fn skeleton_and_rendering_form_one_freeswitch_document() {
             "{needed} missing from {configs:?}"
         );
     }
-    let profiles: Vec<&str> = doc
-        .descendants()
-        .filter(|n| {
-            n.has_tag_name("profiles")
-                && n.parent().and_then(|p| p.attribute("name")) == Some("sofia.conf")
-        })
-        .flat_map(|n| n.children().filter(|c| c.has_tag_name("profile")))
-        .filter_map(|n| n.attribute("name"))
-        .collect();
-    assert_eq!(profiles, ["test-egress", "test-ingress"]);
-    let contexts: Vec<&str> = section("dialplan")
-        .children()
-        .filter(|n| n.has_tag_name("context"))
-        .filter_map(|n| n.attribute("name"))
-        .collect();
-    assert_eq!(contexts, ["test-egress", "test-ingress"]);
+    let profiles = sofia_params(&doc);
+    assert_eq!(
+        profiles.keys().collect::<Vec<_>>(),
+        ["test-egress", "test-ingress"]
+    );
+    assert_eq!(dialplan_contexts(&doc), ["test-egress", "test-ingress"]);
     // Logs go to the log volume.
     assert!(text.contains("value=\"/var/log/freeswitch/freeswitch.log\""));
+}
+
+/// A profile whose handler names a context takes its calls into that context, which the
+/// image provides (the QA image's answering context, say): the sofia profile names it and
+/// nothing is rendered into the dialplan for it. Each sofia profile applies its own ACL
+/// list to what it receives: `apply-inbound-acl` names `<entry>-ingress` on the ingress
+/// profile and `<entry>-egress` on the egress one, lists that exist and hold exactly the
+/// document's networks.
+#[test]
+fn a_context_handler_renders_no_dialplan_and_each_side_applies_its_own_acl() {
+    let r = rendering(&host(&doc(json!({
+        "sip_profiles": {
+            "carrier": {
+                "ingress_sip_ip": "192.0.2.10", "ingress_sip_port": 5080,
+                "ingress_acl": ["203.0.113.0/24", "203.0.113.200"],
+                "egress_acl": ["198.51.100.7/32"],
+                "handler": { "context": "from-carrier" }
+            },
+            "pbx": {
+                "ingress_sip_ip": "192.0.2.10", "ingress_sip_port": 5090,
+                "ingress_acl": ["192.0.2.128/25"],
+                "handler": { "socket": "127.0.0.1:5702" }
+            }
+        }
+    }))));
+    let (text, _) = expand(&r.tree);
+    let doc = parse(&text);
+    let profiles = sofia_params(&doc);
+    assert_eq!(
+        profiles.keys().collect::<Vec<_>>(),
+        [
+            "carrier-egress",
+            "carrier-ingress",
+            "pbx-egress",
+            "pbx-ingress"
+        ]
+    );
+    let param = |profile: &str, name: &str| {
+        profiles[profile]
+            .get(name)
+            .unwrap_or_else(|| panic!("{profile}: no {name}"))
+            .as_str()
+    };
+    for side in ["ingress", "egress"] {
+        let carrier = format!("carrier-{side}");
+        let pbx = format!("pbx-{side}");
+        assert_eq!(param(&carrier, "context"), "from-carrier");
+        assert_eq!(param(&carrier, "dialplan"), "XML");
+        assert_eq!(param(&pbx, "context"), pbx);
+        assert_eq!(param(&carrier, "apply-inbound-acl"), carrier);
+        assert_eq!(param(&pbx, "apply-inbound-acl"), pbx);
+    }
+    // Nothing rendered for the context handler: its context comes from the image.
+    assert!(
+        r.tree
+            .iter()
+            .all(|(p, _)| !p.starts_with("dialplan/carrier")),
+        "{:?}",
+        r.tree.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    let contexts = dialplan_contexts(&doc);
+    assert!(contexts.contains(&"pbx-ingress") && contexts.contains(&"pbx-egress"));
+    assert!(
+        !contexts
+            .iter()
+            .any(|c| c.starts_with("carrier") || *c == "from-carrier"),
+        "{contexts:?}"
+    );
+    // The lists the profiles name, each denying all but the document's networks.
+    let allow = |cidrs: &[&str]| {
+        (
+            "deny".to_owned(),
+            cidrs
+                .iter()
+                .map(|c| ("allow".to_owned(), c.to_string()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let lists = acl_lists(&doc);
+    assert_eq!(
+        lists,
+        BTreeMap::from([
+            ("carrier-egress".to_owned(), allow(&["198.51.100.7/32"])),
+            (
+                "carrier-ingress".to_owned(),
+                allow(&["203.0.113.0/24", "203.0.113.200/32"])
+            ),
+            ("pbx-egress".to_owned(), allow(&[])),
+            ("pbx-ingress".to_owned(), allow(&["192.0.2.128/25"])),
+        ])
+    );
+    for (name, params) in &profiles {
+        assert!(lists.contains_key(&params["apply-inbound-acl"]), "{name}");
+    }
 }
