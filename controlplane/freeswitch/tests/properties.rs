@@ -361,6 +361,22 @@ proptest! {
         fs.apply_plan(&p, &c.new_r.tree).map_err(|e| TestCaseError::fail(format!("{e}\n{p}")))?;
         prop_assert_eq!(fs, ModelFreeswitch::expected(&c.new_r));
     }
+
+    /// The core database is the image's business (`switch.conf` in the skeleton): no
+    /// rendering configures it. FreeSWITCH 1.11 reads a `core-db-name` of `:memory:` as an
+    /// ODBC DSN and fails (`ODBC NOT AVAILABLE`); left alone it is the sqlite file under
+    /// `-db`.
+    #[test]
+    fn no_rendering_configures_the_core_database((old, _) in pair()) {
+        let r = rendering(&host(&old));
+        for (path, bytes) in r.tree.iter() {
+            let text = String::from_utf8_lossy(bytes);
+            prop_assert!(
+                !text.contains("switch.conf") && !text.contains("core-db") && !text.contains(":memory:"),
+                "{} configures the core database:\n{}", path, text
+            );
+        }
+    }
 }
 
 #[test]
