@@ -26,7 +26,17 @@ const EXIT_CODES: &str = "EXIT CODES:
   7  `config plan`: the document would be refused (its errors are printed)
   8  `services start|stop|restart`: systemd's job ended otherwise than `done`
      (failed, timeout, …), or FreeSWITCH could not be drained so nothing was
-     done; the report is printed on standard output";
+     done; the report is printed on standard output
+  9  `config`: the host's configuration state is `failed` (the last attempt
+     failed; the configuration in force is kept); the report is printed
+ 10  `config`: the state is `pending` (an apply is under way) or `waiting` (no
+     revision of the document seen yet): not settled, ask again later; the
+     report is printed";
+
+/// `config`: the host's configuration state is `failed`.
+const EXIT_CONFIG_FAILED: u8 = 9;
+/// `config`: the host's configuration state is `pending` or `waiting`.
+const EXIT_CONFIG_NOT_SETTLED: u8 = 10;
 
 #[derive(Parser)]
 #[command(name = "ccnqctl", version, about = "Operate a CCNQ5 host through its local API", after_help = EXIT_CODES)]
@@ -277,11 +287,16 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
             target.call(Method::GET, "/v1/status", None).await?,
             output::status,
         )?,
-        Command::Config { action: None } => show(
-            cli,
-            target.call(Method::GET, "/v1/config", None).await?,
-            output::config,
-        )?,
+        Command::Config { action: None } => {
+            let reply = target.call(Method::GET, "/v1/config", None).await?;
+            let report = serde_json::from_slice::<ccnq_api::ConfigReport>(&reply.body).ok();
+            let text = show(cli, reply, output::config)?;
+            if let Some(failure) = report.as_ref().and_then(config_state) {
+                print!("{text}");
+                return Err(failure);
+            }
+            text
+        }
         Command::Config {
             action: Some(ConfigCommand::Plan { file }),
         } => {
@@ -349,6 +364,26 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
     };
     print!("{text}");
     Ok(())
+}
+
+/// `ccnqctl config`: the exit status that tells a script where the host stands, beyond
+/// "the API answered". `ok` and `not-following` (this daemon follows no document, by its
+/// configuration) are settled: 0.
+fn config_state(report: &ccnq_api::ConfigReport) -> Option<Failure> {
+    let why = report
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    let code = match report.state.as_str() {
+        "failed" => EXIT_CONFIG_FAILED,
+        "pending" | "waiting" => EXIT_CONFIG_NOT_SETTLED,
+        _ => return None,
+    };
+    Some(Failure {
+        code,
+        message: format!("the host's configuration state is {}{why}", report.state),
+    })
 }
 
 /// The report of a service action, printed whether the job succeeded or not (it says
@@ -432,4 +467,56 @@ fn show<T: serde::de::DeserializeOwned>(
         Format::Json => format!("{}\n", String::from_utf8_lossy(&reply.body).trim_end()),
         Format::Table => table(&value),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ccnq_api::{ConfigReport, FeedState};
+
+    fn report(state: &str, reason: Option<&str>) -> ConfigReport {
+        ConfigReport {
+            document: Some("host:sbc1.example.net".into()),
+            state: state.into(),
+            reason: reason.map(str::to_owned),
+            desired_rev: None,
+            applied: None,
+            last: None,
+            feed: FeedState {
+                state: "connected".into(),
+                since: "2026-12-01T00:00:00Z".into(),
+                detail: None,
+                last_problem: None,
+            },
+            replication: None,
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn the_config_state_gives_the_exit_status() {
+        let code = |state, reason| config_state(&report(state, reason)).map(|f| f.code);
+        assert_eq!(code("ok", None), None);
+        assert_eq!(code("not-following", None), None);
+        assert_eq!(code("failed", Some("rev 2-b is invalid")), Some(9));
+        assert_eq!(code("pending", Some("draining (3 calls)")), Some(10));
+        assert_eq!(code("waiting", None), Some(10));
+        let failed = config_state(&report("failed", Some("rev 2-b is invalid"))).unwrap();
+        assert_eq!(
+            failed.message,
+            "the host's configuration state is failed: rev 2-b is invalid"
+        );
+    }
+
+    #[test]
+    fn the_help_lists_every_exit_status() {
+        for code in 0..=EXIT_CONFIG_NOT_SETTLED {
+            assert!(
+                EXIT_CODES
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{code}  "))),
+                "{code} missing from:\n{EXIT_CODES}"
+            );
+        }
+    }
 }

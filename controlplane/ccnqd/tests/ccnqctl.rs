@@ -3,8 +3,12 @@
 
 mod common;
 
+use ccnq_couch::{Auth as CouchAuth, Client, ClientConfig};
+use ccnq_testkit::pouch::{node_available, PouchServer};
 use common::{ccnqctl as ctl, with_cert, Daemon, Site};
+use serde_json::json;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output {
@@ -44,6 +48,17 @@ fn status_as_a_table_and_as_json() {
     assert_eq!(code, 0);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["host"], "sbc1.example.net");
+
+    // A daemon that follows no document is settled: `config` exits 0.
+    let mut cmd = ctl(&site);
+    with_cert(&mut cmd, &site, &daemon, "reader");
+    let (code, out, err) = run(cmd.arg("config"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("state") && l.ends_with("not-following")),
+        "{out}"
+    );
 
     let mut cmd = ctl(&site);
     with_cert(&mut cmd, &site, &daemon, "reader");
@@ -118,6 +133,126 @@ fn exit_codes_tell_failures_apart() {
     with_cert(&mut cmd, &site, &daemon, "stranger");
     let (code, _, err) = run(cmd.arg("status"));
     assert_eq!(code, 3, "{err}");
+}
+
+/// `ccnqctl config` as a script runs it: `(exit status, stdout, stderr)`.
+fn config(site: &Site, daemon: &Daemon, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = ctl(site);
+    with_cert(&mut cmd, site, daemon, "reader");
+    run(cmd.arg("config").args(args))
+}
+
+/// Runs `ccnqctl config -o json` until the state is `state` (60 s at most).
+fn until_state(site: &Site, daemon: &Daemon, state: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, out, err) = config(site, daemon, &["-o", "json"]);
+        let json: serde_json::Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("ccnqctl config -o json: {e}: {out}{err}"));
+        if json["state"] == state {
+            return json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "state never became {state}: {json:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A script can tell from `ccnqctl config`'s exit status alone whether the host's
+/// configuration failed (9) or is not settled yet (10), the report still printed; and
+/// `ccnqctl config plan` names the daemon's own data directory. Against a real
+/// pouchdb-server holding the host document.
+#[test]
+fn config_exits_with_the_hosts_configuration_state() {
+    if !node_available("config_exits_with_the_hosts_configuration_state") {
+        return;
+    }
+    let pouch = PouchServer::start("ccnqctl-config");
+    let db = Client::new(ClientConfig::new(
+        &pouch.url(),
+        CouchAuth::basic("admin", "secret"),
+    ))
+    .unwrap()
+    .db("provisioning");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert!(rt.block_on(db.create()).unwrap());
+
+    let site = Site::new();
+    std::fs::write(site.path("couch.password"), "secret\n").unwrap();
+    let config_path = site.config(true, "");
+    let text = std::fs::read_to_string(&config_path).unwrap()
+        + &format!(
+            "\n[couchdb]\nurl = \"{}\"\nuser = \"admin\"\npassword_file = \"{}\"\n\
+             heartbeat_secs = 1\nreconnect_max_secs = 1\n",
+            pouch.url(),
+            site.path("couch.password").display()
+        );
+    std::fs::write(&config_path, text).unwrap();
+    let daemon = Daemon::start(&config_path);
+
+    // No revision of the document yet: not settled.
+    until_state(&site, &daemon, "waiting");
+    let (code, out, err) = config(&site, &daemon, &[]);
+    assert_eq!(code, 10, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("state") && l.ends_with("waiting")),
+        "the report is printed: {out}"
+    );
+    assert!(
+        err.contains("the host's configuration state is waiting"),
+        "{err}"
+    );
+
+    // The plan of a first apply replaces the files where this daemon keeps them.
+    let mut doc = json!({
+        "_id": "host:sbc1.example.net", "type": "host", "host": "sbc1.example.net",
+        "sip_domain_name": "a.phone.example.net",
+        "sip_profiles": { "test": { "ingress_sip_ip": "192.0.2.10", "ingress_sip_port": 5060 } }
+    });
+    std::fs::write(site.path("host.json"), doc.to_string()).unwrap();
+    let mut cmd = ctl(&site);
+    with_cert(&mut cmd, &site, &daemon, "reader");
+    let (code, out, err) = run(cmd.args(["config", "plan"]).arg(site.path("host.json")));
+    assert_eq!(code, 0, "{out}{err}");
+    let files = format!(" in {}, ", site.path("data/freeswitch").display());
+    assert!(out.contains(&files), "{files:?} not in:\n{out}");
+    assert!(!out.contains("/var/lib/ccnq"), "{out}");
+
+    // A revision that cannot be applied: failed, 9, with the reason on stderr.
+    doc["sip_profiles"]["test"]["ingress_sip_ip"] = json!("not-an-address");
+    let rev = rt.block_on(db.put("host:sbc1.example.net", &doc)).unwrap();
+    let json = until_state(&site, &daemon, "failed");
+    assert_eq!(json["last"]["rev"], json!(rev), "{json:#}");
+    let (code, out, err) = config(&site, &daemon, &[]);
+    assert_eq!(code, 9, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("state") && l.contains("failed (rev ")),
+        "the report is printed: {out}"
+    );
+    assert!(
+        out.contains("error    sip_profiles.test.ingress_sip_ip"),
+        "{out}"
+    );
+    assert!(
+        err.contains(&format!(
+            "the host's configuration state is failed: rev {rev} is invalid"
+        )),
+        "{err}"
+    );
+    // The same status with the API's JSON.
+    let (code, out, _) = config(&site, &daemon, &["-o", "json"]);
+    assert_eq!(code, 9);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["state"],
+        "failed"
+    );
 }
 
 #[test]
