@@ -61,6 +61,18 @@ pub fn container() -> &'static Container {
 }
 
 impl Container {
+    /// Where the container sees `host`, a path under [`Container::var`].
+    pub fn inside(&self, host: &Path) -> PathBuf {
+        let rel = host.strip_prefix(&self.var).unwrap_or_else(|_| {
+            panic!(
+                "{} is not in the container's /var ({})",
+                host.display(),
+                self.var.display()
+            )
+        });
+        Path::new("/var").join(rel)
+    }
+
     /// Writes unit files (name, text) into the container's /etc/systemd/system.
     pub fn install(&self, units: &[(String, String)]) {
         for (name, text) in units {
