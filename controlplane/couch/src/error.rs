@@ -25,8 +25,10 @@ pub enum CouchError {
     /// 409 (or a bulk result `conflict`): stale or missing `_rev`.
     #[error("conflict ({})", .0.error)]
     Conflict(ErrorBody),
-    /// 401 (bad or missing credentials) or 403 (valid user, not allowed). pouchdb-server
-    /// answers 401 where CouchDB answers 403, so both land here; `status` keeps which.
+    /// 401 (bad or missing credentials) or 403 (valid user, not allowed; or the user is
+    /// locked out after repeated failures, CouchDB 3). pouchdb-server answers 401 where
+    /// CouchDB answers 403, so both land here; `status` keeps which. Never retry one
+    /// quickly (`crate::retry`).
     #[error("unauthorized: HTTP {status} ({}: {})", .body.error, .body.reason)]
     Unauthorized { status: u16, body: ErrorBody },
     /// Any other 4xx (400 bad_request, 412 file_exists, 415, …).

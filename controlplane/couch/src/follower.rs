@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use crate::changes::{Change, FeedLine};
 use crate::client::Db;
 use crate::error::CouchError;
+use crate::retry::Refusals;
 
 /// Where the next (re)connection starts: the caller updates it after each checkpoint it
 /// has persisted.
@@ -64,7 +65,8 @@ pub enum FollowerEvent {
     /// `GET /db` answered 404. The resume point was reset to `0`; the follower polls
     /// until the database exists again.
     DatabaseMissing,
-    /// 401 or 403: credentials refused. Retried after `auth_retry`.
+    /// 401 or 403: credentials refused. Retried after `auth_retry`, then twice as long
+    /// at each further refusal (`crate::retry::Refusals`).
     AuthRefused(u16),
 }
 
@@ -78,7 +80,9 @@ pub struct FollowerConfig {
     /// The actual delay is drawn uniformly in [0, bound] (full jitter).
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
-    /// Fixed wait after credentials were refused: a long one, never a tight loop.
+    /// First wait after credentials were refused: a long one, never a tight loop. It
+    /// doubles at each further refusal, up to `crate::retry::REFUSED_GROWTH` times this
+    /// (CouchDB locks out a user after a few failures: spec/couchdb.md).
     pub auth_retry: Duration,
     /// How often to check whether a missing database is back.
     pub missing_db_poll: Duration,
@@ -199,13 +203,15 @@ async fn emit(tx: &mpsc::Sender<FollowerEvent>, ev: FollowerEvent) -> Result<(),
     tx.send(ev).await.map_err(|_| Closed)
 }
 
-/// One connection: open, stream changes until it ends.
+/// One connection: open, stream changes until it ends. `connected`: the server accepted
+/// the credentials and opened the feed.
 async fn session(
     db: &Db,
     config: &FollowerConfig,
     since: &Value,
     tx: &mpsc::Sender<FollowerEvent>,
     delivered: &mut bool,
+    connected: &mut bool,
 ) -> Result<Ending, Closed> {
     let feed = db
         .changes_feed(
@@ -221,6 +227,7 @@ async fn session(
         Err(CouchError::Unauthorized { status, .. }) => return Ok(Ending::Auth(status)),
         Err(e) => return Ok(Ending::Broken(e)),
     };
+    *connected = true;
     emit(tx, FollowerEvent::Connected).await?;
     let mut check = tokio::time::interval_at(
         tokio::time::Instant::now() + config.db_check,
@@ -232,8 +239,13 @@ async fn session(
         let line = tokio::select! {
             line = feed.next_line() => line,
             _ = check.tick() => {
-                if let Ok(false) = db.exists().await {
-                    return Ok(Ending::NotFound);
+                match db.exists().await {
+                    Ok(false) => return Ok(Ending::NotFound),
+                    // The open feed outlives a changed password, but every new request
+                    // is refused: checking again at this pace would count towards
+                    // CouchDB's lockout. End the session and back off as for any refusal.
+                    Err(CouchError::Unauthorized { status, .. }) => return Ok(Ending::Auth(status)),
+                    _ => {}
                 }
                 continue;
             }
@@ -268,21 +280,26 @@ async fn run(
     tx: mpsc::Sender<FollowerEvent>,
 ) -> Result<(), Closed> {
     let mut backoff = Backoff::new(config.backoff_initial, config.backoff_max);
+    let mut refusals = Refusals::new(config.auth_retry);
     loop {
         let since = resume.get();
         let started = Instant::now();
         let mut delivered = false;
-        let ending = session(&db, &config, &since, &tx, &mut delivered).await?;
+        let mut connected = false;
+        let ending = session(&db, &config, &since, &tx, &mut delivered, &mut connected).await?;
         // A connection that delivered something or lived long is healthy: the next
         // failure starts the backoff from the bottom again.
         if delivered || started.elapsed() >= config.backoff_max {
             backoff.reset();
         }
+        if connected {
+            refusals.reset();
+        }
         let mut check_db = false;
         match ending {
             Ending::Auth(status) => {
                 emit(&tx, FollowerEvent::AuthRefused(status)).await?;
-                tokio::time::sleep(config.auth_retry).await;
+                tokio::time::sleep(refusals.next_wait()).await;
                 continue;
             }
             Ending::NotFound => check_db = true,
@@ -296,14 +313,14 @@ async fn run(
         if check_db {
             match db.exists().await {
                 Ok(false) => {
-                    wait_for_db(&db, &config, &resume, &tx).await?;
+                    wait_for_db(&db, &config, &resume, &tx, &mut refusals).await?;
                     backoff.reset();
                     continue;
                 }
                 Ok(true) => {}
                 Err(CouchError::Unauthorized { status, .. }) => {
                     emit(&tx, FollowerEvent::AuthRefused(status)).await?;
-                    tokio::time::sleep(config.auth_retry).await;
+                    tokio::time::sleep(refusals.next_wait()).await;
                     continue;
                 }
                 // The server went away between the end of the feed and this check: the
@@ -320,6 +337,7 @@ async fn wait_for_db(
     config: &FollowerConfig,
     resume: &ResumePoint,
     tx: &mpsc::Sender<FollowerEvent>,
+    refusals: &mut Refusals,
 ) -> Result<(), Closed> {
     resume.set(Value::from(0));
     emit(tx, FollowerEvent::DatabaseMissing).await?;
@@ -327,10 +345,10 @@ async fn wait_for_db(
         tokio::time::sleep(config.missing_db_poll).await;
         match db.exists().await {
             Ok(true) => return Ok(()),
-            Ok(false) => {}
+            Ok(false) => refusals.reset(),
             Err(CouchError::Unauthorized { status, .. }) => {
                 emit(tx, FollowerEvent::AuthRefused(status)).await?;
-                tokio::time::sleep(config.auth_retry).await;
+                tokio::time::sleep(refusals.next_wait()).await;
             }
             Err(_) => {}
         }

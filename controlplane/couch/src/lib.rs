@@ -3,7 +3,8 @@
 //! The daemon follows its host document through the local CouchDB's `_changes` feed,
 //! checkpoints what it applied, keeps a `_replicator` document that brings the host's
 //! documents from the central database, and writes its `status:` document back. Each of
-//! those is one module here; the behaviours they follow are in spec/couchdb.md.
+//! those is one module here; the behaviours they follow are in spec/couchdb.md, and how
+//! each of them waits after a failure (never hammering a refused credential) in `retry`.
 
 pub mod changes;
 pub mod checkpoint;
@@ -12,6 +13,7 @@ pub mod coalesce;
 pub mod error;
 pub mod follower;
 pub mod replication;
+pub mod retry;
 pub mod status;
 
 pub use changes::{Change, FeedLine};

@@ -16,6 +16,16 @@
 //! deleted while its job runs (a pouchdb-server bug). CouchDB 3 takes the plain update
 //! with the current `_rev`, which is all [`ensure`] ever sends.
 //!
+//! A document in place says nothing about its job: CouchDB 3 keeps the document as it is
+//! while the job crashes (`db_not_found` for a missing target, refused credentials, an
+//! unreachable central server) and retries it with a backoff. [`job_state`] reads what
+//! the scheduler says (`_scheduler/docs`, server admins only). pouchdb-server has no
+//! scheduler: its 404 or 400 there means "unknown", not an error.
+//!
+//! `create_target` stays false: a host must never create a database by replicating into
+//! it, least of all the central one (docs/decisions.md). The local database is created
+//! by the daemon, as its admin, before the documents are written.
+//!
 //! [`ensure`] is idempotent: it compares the fields we own (source, target, doc_ids,
 //! continuous, create_target) and rewrites a document only if one differs or the
 //! document is gone; fields the replicator adds (`_replication_state`, `owner`, …) are
@@ -23,7 +33,7 @@
 
 use serde_json::{json, Value};
 
-use crate::client::{basic_header, Db};
+use crate::client::{basic_header, encode_component, Client, Db};
 use crate::error::CouchError;
 
 /// A database URL and how to log into it.
@@ -174,9 +184,121 @@ async fn ensure_one(replicator: &Db, id: &str, desired: &Value) -> Result<Outcom
     Err(CouchError::Conflict(last.unwrap_or_default()))
 }
 
+/// What CouchDB's replication scheduler says of one `_replicator` document's job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    Known {
+        /// `initializing`, `running`, `pending`, `crashing`, `failed`, `error` or
+        /// `completed` (CouchDB 3's scheduler states).
+        state: String,
+        /// `info.error` (`db_not_found: could not open …`), when the job has one.
+        error: Option<String>,
+        /// RFC 3339: the job's last state change.
+        last_updated: Option<String>,
+    },
+    /// No job to read: the server has no `_scheduler` (pouchdb-server), the scheduler
+    /// has not picked the document up yet, or we may not read it. Says which.
+    Unknown(String),
+}
+
+impl JobState {
+    /// A `_scheduler/docs/<db>/<id>` answer.
+    pub fn from_scheduler(doc: &Value) -> JobState {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let Some(state) = text(doc.get("state")) else {
+            return JobState::Unknown(format!("the scheduler's answer has no state: {doc}"));
+        };
+        // `info` is null while running, `{"error": "…"}` after a crash; some states put
+        // a plain string there.
+        let error = match doc.get("info") {
+            Some(Value::Object(info)) => text(info.get("error")),
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        JobState::Known {
+            state,
+            error,
+            last_updated: text(doc.get("last_updated")),
+        }
+    }
+
+    /// Whether the job is known to be broken now: it crashed (and is waiting to be
+    /// retried), failed for good, or has an error.
+    pub fn is_failing(&self) -> bool {
+        matches!(self, JobState::Known { state, .. }
+            if matches!(state.as_str(), "crashing" | "failed" | "error"))
+    }
+
+    /// Whether the job is known and still starting (`initializing`, `pending`).
+    pub fn is_starting(&self) -> bool {
+        matches!(self, JobState::Known { state, .. }
+            if matches!(state.as_str(), "initializing" | "pending"))
+    }
+}
+
+/// The scheduler's state of the job behind `doc_id` in the replicator database
+/// `replicator` (normally `_replicator`). 404 and 400 (pouchdb-server has no
+/// `_scheduler`; CouchDB has not scheduled the document yet) and 401/403 (not a server
+/// admin) are [`JobState::Unknown`]; other failures are errors.
+pub async fn job_state(
+    client: &Client,
+    replicator: &str,
+    doc_id: &str,
+) -> Result<JobState, CouchError> {
+    let path = format!(
+        "/_scheduler/docs/{}/{}",
+        encode_component(replicator),
+        encode_component(doc_id)
+    );
+    match client.json(http::Method::GET, &path, None).await {
+        Ok(doc) => Ok(JobState::from_scheduler(&doc)),
+        Err(e @ (CouchError::NotFound(_) | CouchError::BadRequest { status: 400, .. })) => {
+            Ok(JobState::Unknown(format!(
+                "no scheduler job for {doc_id} ({e}): not scheduled yet, or a server without _scheduler"
+            )))
+        }
+        Err(e @ CouchError::Unauthorized { .. }) => Ok(JobState::Unknown(format!(
+            "the scheduler may not be read ({e}): server admins only"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheduler_answers_become_job_states() {
+        // As CouchDB 3.4.3 answers for a replication whose target is missing.
+        let crashing = json!({
+            "database": "_replicator", "doc_id": "r2", "state": "crashing",
+            "info": {"error": "db_not_found: could not open http://127.0.0.1:15999/nosuch/"},
+            "error_count": 1, "last_updated": "2026-12-02T00:24:35Z",
+        });
+        let s = JobState::from_scheduler(&crashing);
+        assert_eq!(
+            s,
+            JobState::Known {
+                state: "crashing".into(),
+                error: Some("db_not_found: could not open http://127.0.0.1:15999/nosuch/".into()),
+                last_updated: Some("2026-12-02T00:24:35Z".into()),
+            }
+        );
+        assert!(s.is_failing() && !s.is_starting());
+        let running =
+            json!({"state": "running", "info": null, "last_updated": "2026-12-02T00:24:31Z"});
+        let r = JobState::from_scheduler(&running);
+        assert!(!r.is_failing() && !r.is_starting());
+        assert!(matches!(&r, JobState::Known { error: None, .. }));
+        assert!(JobState::from_scheduler(&json!({"state": "pending"})).is_starting());
+        assert!(
+            JobState::from_scheduler(&json!({"state": "failed", "info": "bad doc"})).is_failing()
+        );
+        let unknown = JobState::from_scheduler(&json!({"error": "x"}));
+        assert!(matches!(unknown, JobState::Unknown(_)));
+        assert!(!unknown.is_failing() && !unknown.is_starting());
+    }
 
     fn spec() -> ReplicationSpec {
         ReplicationSpec {
