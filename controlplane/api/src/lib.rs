@@ -116,7 +116,8 @@ pub struct ConfigReport {
     pub last: Option<Attempt>,
     /// The changes feed from the local CouchDB.
     pub feed: FeedState,
-    /// The `_replicator` documents, when a central database is configured.
+    /// The replication with the central database (its `_replicator` documents and what
+    /// CouchDB's scheduler says of their jobs), when one is configured.
     pub replication: Option<ReplicationState>,
     /// Apply attempts since the daemon started (each reached the apply step with a valid
     /// document). Revisions of other documents never count.
@@ -173,15 +174,42 @@ pub struct FeedState {
     pub last_problem: Option<String>,
 }
 
-/// The replication documents as last checked.
+/// The replication with the central database as last checked: the local database, the
+/// two `_replicator` documents, and their jobs.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ReplicationState {
-    /// `ok` or `failed`.
+    /// `ok` (documents in place, no job known to fail), `pending` (a job is still
+    /// starting) or `failed` (the local database is missing and cannot be made, the
+    /// documents cannot be kept, or a job is `crashing`, `failed` or in `error`).
     pub state: String,
-    /// What the last check did (`unchanged`, `created …`, `repaired …`) or why it failed.
+    /// What the last check did (`unchanged`, `created …`, `repaired …`, `created database
+    /// …`) and, when it is not `ok`, why, in CouchDB's words (`pull crashing:
+    /// db_not_found: …`).
     pub detail: String,
     /// RFC 3339.
     pub checked_at: String,
+    /// Each replication job as CouchDB's scheduler (`_scheduler/docs`) reports it: the
+    /// pull (`ccnqd-<fqdn>-pull`) first, then the push. Empty when the documents could
+    /// not be checked.
+    #[serde(default)]
+    pub jobs: Vec<ReplicationJob>,
+}
+
+/// One replication job, as CouchDB's scheduler reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ReplicationJob {
+    /// The `_replicator` document behind the job.
+    pub doc_id: String,
+    /// The scheduler's state: `initializing`, `running`, `pending`, `crashing`,
+    /// `failed`, `error` or `completed`; `unknown` when it cannot be read (the server
+    /// has no `_scheduler`, as pouchdb-server; the job is not scheduled yet; the daemon's
+    /// user is not a server admin).
+    pub state: String,
+    /// The job's last error (`db_not_found: could not open …`), or why the state is
+    /// unknown.
+    pub error: Option<String>,
+    /// RFC 3339: the scheduler's last change of the job's state.
+    pub last_updated: Option<String>,
 }
 
 /// `GET /v1/config/plan` and `POST /v1/config/plan`: what applying a document would do

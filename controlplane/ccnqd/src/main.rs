@@ -279,9 +279,13 @@ fn follow(
         };
         log::info!("replicating host:{} from {}", config.host, central.url);
         tokio::spawn(reconcile::replication::run(
-            client.db("_replicator"),
-            spec,
-            central.check_interval,
+            reconcile::replication::Keeper {
+                local: client.db(&couch.database),
+                replicator: client.db("_replicator"),
+                spec,
+                every: central.check_interval,
+                credentials_retry: couch.credentials_retry,
+            },
             report.clone(),
         ));
     } else {

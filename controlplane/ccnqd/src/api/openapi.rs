@@ -45,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         ccnq_api::FieldNote,
         ccnq_api::FeedState,
         ccnq_api::ReplicationState,
+        ccnq_api::ReplicationJob,
         ccnq_api::PlanPreview,
         ccnq_api::PlanStep,
         ccnq_api::PlanCost,

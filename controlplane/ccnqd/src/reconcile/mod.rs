@@ -9,7 +9,12 @@
 //! - **worker** takes the newest revision, validates it (an invalid one stops there:
 //!   `failed` with every error, the configuration in force kept), hands it to the
 //!   [`Apply`] hook, then persists the checkpoint (file on the data volume, then
-//!   `_local/ccnqd-<fqdn>`) and records the result;
+//!   `_local/ccnqd-<fqdn>`) and records the result. After CouchDB refused the `_local`
+//!   write (401/403), the next ones are skipped for a growing while
+//!   (`ccnq_couch::retry`): an open feed outlives a changed password, so applies may
+//!   go on while every new request is refused, and each refused write would count
+//!   towards CouchDB's lockout of the user. The file is what a restart reads; the
+//!   next `_local` write carries the newest checkpoint;
 //! - **status** (in [`status`]) copies the [`Report`] into `status:<fqdn>`.
 //!
 //! Restart safety: the follower resumes from the *persisted* checkpoint, which moves
@@ -25,6 +30,7 @@ pub mod status;
 use ccnq_api::{AppliedPoint, Attempt, Version};
 use ccnq_couch::checkpoint::{self, Checkpoint};
 use ccnq_couch::follower::{self, Backoff, FollowerConfig, FollowerEvent, ResumePoint};
+use ccnq_couch::retry::{is_refusal, Refusals};
 use ccnq_couch::{coalesce, Db};
 use ccnq_model::Validated;
 use report::{now, Report};
@@ -89,7 +95,8 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// Largest wait between reconnects to CouchDB.
     pub reconnect_max: Duration,
-    /// Wait after CouchDB refused the credentials.
+    /// First wait after CouchDB refused the credentials (401/403), for the feed, the
+    /// status writer and the `_local` checkpoint alike; doubles at each further refusal.
     pub credentials_retry: Duration,
     /// How often an open feed checks that the database still exists, and a missing one
     /// whether it is back.
@@ -141,6 +148,10 @@ pub fn spawn<A: Apply>(
     config.missing_db_poll = settings.database_check.min(config.missing_db_poll);
     let follower = follower::spawn(db.clone(), config, resume.clone(), 16);
     let (tx, rx) = coalesce::slot();
+    let pacing = status::Pacing {
+        credentials_retry: settings.credentials_retry,
+        retry_max: settings.reconnect_max,
+    };
     vec![
         tokio::spawn(intake(
             db.clone(),
@@ -158,7 +169,13 @@ pub fn spawn<A: Apply>(
             saved,
             report.clone(),
         )),
-        tokio::spawn(status::run(db, settings.fqdn.clone(), report, version)),
+        tokio::spawn(status::run(
+            db,
+            settings.fqdn.clone(),
+            report,
+            version,
+            pacing,
+        )),
     ]
 }
 
@@ -332,6 +349,7 @@ async fn worker<A: Apply>(
 ) {
     let mut backoff = Backoff::new(settings.retry_initial, settings.retry_max);
     let mut retry: Option<(Item, Instant)> = None;
+    let mut local = LocalGate::new(settings.credentials_retry);
     loop {
         let item = match retry.take() {
             Some((item, at)) => tokio::select! {
@@ -356,6 +374,7 @@ async fn worker<A: Apply>(
             &mut applier,
             &resume,
             &mut saved,
+            &mut local,
             &report,
         )
         .await;
@@ -369,6 +388,57 @@ async fn worker<A: Apply>(
     }
 }
 
+/// Whether `_local/ccnqd-<fqdn>` may be written now: closed for a growing while after
+/// each refusal.
+struct LocalGate {
+    refusals: Refusals,
+    closed_until: Option<Instant>,
+}
+
+impl LocalGate {
+    fn new(credentials_retry: Duration) -> Self {
+        LocalGate {
+            refusals: Refusals::new(credentials_retry),
+            closed_until: None,
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.closed_until.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Records a refusal; returns how long the gate stays closed.
+    fn refused(&mut self) -> Duration {
+        let wait = self.refusals.next_wait();
+        self.closed_until = Some(Instant::now() + wait);
+        wait
+    }
+
+    fn written(&mut self) {
+        self.refusals.reset();
+        self.closed_until = None;
+    }
+}
+
+/// Writes the `_local` checkpoint unless a recent refusal closed the gate.
+async fn save_local(db: &Db, fqdn: &str, checkpoint: &Checkpoint, gate: &mut LocalGate) {
+    let name = checkpoint::local_name(fqdn);
+    if !gate.is_open() {
+        log::debug!("not writing _local/{name} yet: CouchDB refused the last write");
+        return;
+    }
+    match checkpoint::save_local(db, fqdn, checkpoint).await {
+        Ok(_) => gate.written(),
+        Err(e) if is_refusal(&e) => {
+            let wait = gate.refused();
+            log::warn!(
+                "CouchDB refused to write _local/{name}: {e}; not trying again for {wait:?}"
+            );
+        }
+        Err(e) => log::warn!("cannot write _local/{name}: {e}"),
+    }
+}
+
 fn note_skipped(skipped: u64) {
     if skipped > 0 {
         log::info!("{skipped} older revision(s) superseded before they were applied");
@@ -376,6 +446,7 @@ fn note_skipped(skipped: u64) {
 }
 
 /// Validates and applies one revision. Returns whether to retry it later.
+#[allow(clippy::too_many_arguments)]
 async fn handle<A: Apply>(
     db: &Db,
     settings: &Settings,
@@ -383,6 +454,7 @@ async fn handle<A: Apply>(
     applier: &mut A,
     resume: &ResumePoint,
     saved: &mut Option<Checkpoint>,
+    local: &mut LocalGate,
     report: &Arc<Report>,
 ) -> bool {
     let doc_id = settings.doc_id();
@@ -487,12 +559,7 @@ async fn handle<A: Apply>(
             Ok(Ok(())) => {
                 resume.set(seq.clone());
                 *saved = Some(checkpoint.clone());
-                if let Err(e) = checkpoint::save_local(db, &settings.fqdn, &checkpoint).await {
-                    log::warn!(
-                        "cannot write _local/{}: {e}",
-                        checkpoint::local_name(&settings.fqdn)
-                    );
-                }
+                save_local(db, &settings.fqdn, &checkpoint, local).await;
             }
             Ok(Err(e)) => log::error!("applied rev {rev}, but {e}"),
             Err(e) => log::error!("applied rev {rev}, but the checkpoint task failed: {e}"),

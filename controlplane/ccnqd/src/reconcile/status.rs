@@ -3,14 +3,20 @@
 //!
 //! A separate task, fed by [`Report::changed`], so that a slow or absent CouchDB never
 //! holds up an apply, and so that several changes in a row become one write of the
-//! newest state. A failed write is retried until one succeeds; the document's id is not
-//! followed, so writing it never triggers an apply.
+//! newest state. A failed write is retried until one succeeds, with the newest state
+//! each time; the document's id is not followed, so writing it never triggers an apply.
+//!
+//! Retries wait as `ccnq_couch::retry` says: after a refusal (401/403) the credentials
+//! retry, doubling each time, never a few seconds. A writer that retried a refused
+//! password every 5 s (this one did) locked the user out of CouchDB, and with it every
+//! other client using that user, even a correctly configured one.
 //!
 //! The managed services' states ([`crate::services::ServicesReport`]) go in too, under
 //! `services`; their changes wake the writer through the same [`Report::changed`].
 
 use super::report::Report;
 use ccnq_api::{ConfigReport, Version};
+use ccnq_couch::retry::{is_refusal, Retry};
 use ccnq_couch::Db;
 use serde_json::{json, Value};
 use std::sync::{Arc, OnceLock};
@@ -26,9 +32,21 @@ pub fn attach_services(services: Arc<crate::services::ServicesReport>) {
     let _ = SERVICES.set(services);
 }
 
-const RETRY: Duration = Duration::from_secs(5);
+/// How the writer waits between failed writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// First wait after a refusal (401/403); doubles at each further one.
+    pub credentials_retry: Duration,
+    /// Longest wait after other failures (capped exponential backoff from 1 s).
+    pub retry_max: Duration,
+}
 
-pub async fn run(db: Db, fqdn: String, report: Arc<Report>, version: Version) {
+pub async fn run(db: Db, fqdn: String, report: Arc<Report>, version: Version, pacing: Pacing) {
+    let mut retry = Retry::new(
+        pacing.credentials_retry,
+        Duration::from_secs(1),
+        pacing.retry_max.max(Duration::from_secs(1)),
+    );
     loop {
         report.changed().await;
         // Let a burst of updates (pending, then ok) settle into one write.
@@ -39,11 +57,19 @@ pub async fn run(db: Db, fqdn: String, report: Arc<Report>, version: Version) {
             match ccnq_couch::status::write_status(&db, &fqdn, &body).await {
                 Ok(rev) => {
                     log::debug!("status:{fqdn} written ({rev})");
+                    retry.succeeded();
                     break;
                 }
                 Err(e) => {
-                    log::warn!("cannot write status:{fqdn}: {e}; retrying in {RETRY:?}");
-                    tokio::time::sleep(RETRY).await;
+                    let wait = retry.after(&e).max(Duration::from_millis(250));
+                    if is_refusal(&e) {
+                        log::error!(
+                            "CouchDB refused to write status:{fqdn}: {e}; not trying again for {wait:?}"
+                        );
+                    } else {
+                        log::warn!("cannot write status:{fqdn}: {e}; retrying in {wait:?}");
+                    }
+                    tokio::time::sleep(wait).await;
                 }
             }
         }

@@ -1,5 +1,6 @@
-//! The reconcile loop against a real pouchdb-server (one per test), with a test double
-//! in place of the FreeSWITCH applier.
+//! The reconcile loop against a real CouchDB 3.4.3 (`ccnq_testkit::couchdb`: one shared
+//! by these tests, each with its own database; the test that kills the server has its
+//! own), with a test double in place of the FreeSWITCH applier.
 //!
 //! The applier itself (controlplane/apply) is tested against the recorded FreeSWITCH;
 //! here only the loop's own promises are checked: which revisions reach the apply step,
@@ -9,7 +10,7 @@
 use super::report::Report;
 use super::*;
 use ccnq_couch::{Auth, Client, ClientConfig};
-use ccnq_testkit::pouch::{node_available, PouchServer};
+use ccnq_testkit::couchdb::CouchServer;
 use std::sync::Mutex;
 use tokio::sync::RwLock;
 
@@ -73,9 +74,30 @@ impl Apply for Recorder {
     }
 }
 
+/// The CouchDB of a test: the shared one, or its own when the test kills it.
+enum Couch {
+    Shared(&'static CouchServer),
+    Own(CouchServer),
+}
+
+impl std::ops::Deref for Couch {
+    type Target = CouchServer;
+    fn deref(&self) -> &CouchServer {
+        match self {
+            Couch::Shared(s) => s,
+            Couch::Own(s) => s,
+        }
+    }
+}
+
 struct Harness {
-    pouch: PouchServer,
+    couch: Couch,
+    /// The followed database, the test's own.
+    name: String,
     admin: Db,
+    /// Settings that some tests change (see [`settings`] for the rest).
+    credentials_retry: Duration,
+    database_check: Duration,
     dir: tempfile::TempDir,
     calls: Arc<Mutex<Vec<Call>>>,
     /// Applies wait for a read lock: a test holding the write lock holds them.
@@ -99,18 +121,21 @@ impl Drop for Running {
     }
 }
 
-fn admin_client(url: &str) -> Client {
-    Client::new(ClientConfig::new(url, Auth::basic("admin", "secret"))).unwrap()
+fn admin_client(couch: &CouchServer) -> Client {
+    let (user, password) = couch.admin();
+    Client::new(ClientConfig::new(&couch.url(), Auth::basic(user, password))).unwrap()
 }
 
-fn settings(dir: &Path) -> Settings {
+fn settings(dir: &Path, credentials_retry: Duration, database_check: Duration) -> Settings {
     Settings {
         fqdn: FQDN.into(),
         data_dir: dir.to_path_buf(),
-        heartbeat: Duration::from_millis(500),
+        // CouchDB checks a wrong password with 600 000 rounds of PBKDF2: a read timeout
+        // of 2 heartbeats must leave room for that on a busy machine.
+        heartbeat: Duration::from_secs(2),
         reconnect_max: Duration::from_millis(500),
-        credentials_retry: Duration::from_millis(500),
-        database_check: Duration::from_millis(300),
+        credentials_retry,
+        database_check,
         retry_initial: Duration::from_millis(200),
         retry_max: Duration::from_secs(1),
     }
@@ -128,13 +153,42 @@ fn version() -> Version {
 use std::path::Path;
 
 impl Harness {
+    /// On the shared CouchDB, following a database of the test's own, created with an
+    /// explicit `_security` (never CouchDB's defaults).
     async fn new(tag: &str) -> Harness {
-        let pouch = PouchServer::start(&format!("reconcile-{tag}"));
-        let admin = admin_client(&pouch.url()).db("provisioning");
-        assert!(admin.create().await.unwrap());
+        let h = Harness::without_database(Couch::Shared(CouchServer::shared()), tag);
+        h.create_database().await;
+        h
+    }
+
+    /// With a CouchDB of its own, which the test may kill.
+    async fn own(tag: &str) -> Harness {
+        let h = Harness::without_database(
+            Couch::Own(CouchServer::start(&format!("reconcile-{tag}"))),
+            tag,
+        );
+        h.create_database().await;
+        h
+    }
+
+    async fn create_database(&self) {
+        assert!(self.admin.create().await.unwrap());
+        self.admin
+            .put_security(&json!({"admins": {"names": [], "roles": []},
+                "members": {"names": ["admin"], "roles": []}}))
+            .await
+            .unwrap();
+    }
+
+    fn without_database(couch: Couch, tag: &str) -> Harness {
+        let name = format!("reconcile-{tag}");
+        let admin = admin_client(&couch).db(&name);
         Harness {
-            pouch,
+            couch,
+            name,
             admin,
+            credentials_retry: Duration::from_millis(500),
+            database_check: Duration::from_millis(300),
             dir: tempfile::tempdir().unwrap(),
             calls: Arc::default(),
             gate: Arc::default(),
@@ -146,9 +200,9 @@ impl Harness {
 
     /// Starts the loop as the daemon would, logging in as `auth`.
     fn start_as(&mut self, auth: Auth) {
-        let db = Client::new(ClientConfig::new(&self.pouch.url(), auth))
+        let db = Client::new(ClientConfig::new(&self.couch.url(), auth))
             .unwrap()
-            .db("provisioning");
+            .db(&self.name);
         let report = Arc::new(Report::new(Some(ID.into())));
         let recorder = Recorder {
             calls: self.calls.clone(),
@@ -159,7 +213,7 @@ impl Harness {
         };
         let tasks = spawn(
             db,
-            settings(self.dir.path()),
+            settings(self.dir.path(), self.credentials_retry, self.database_check),
             recorder,
             report.clone(),
             version(),
@@ -168,7 +222,47 @@ impl Harness {
     }
 
     fn start(&mut self) {
-        self.start_as(Auth::basic("admin", "secret"));
+        let (user, password) = self.couch.admin();
+        self.start_as(Auth::basic(user, password));
+    }
+
+    fn own_couch(&mut self) -> &mut CouchServer {
+        match &mut self.couch {
+            Couch::Own(s) => s,
+            Couch::Shared(_) => panic!("this test must start its own CouchDB"),
+        }
+    }
+
+    fn report_handle(&self) -> Arc<Report> {
+        self.daemon.as_ref().unwrap().report.clone()
+    }
+
+    /// The keeper of the replication with `central` (a database of the same server
+    /// stands in for the central CouchDB), as the daemon runs it. The `_replicator`
+    /// document ids come from the host's name: a test keeping a replication needs a
+    /// CouchDB of its own.
+    fn keep_replication(&self, central: &str, local: &str) -> tokio::task::JoinHandle<()> {
+        use ccnq_couch::replication::{Endpoint, ReplicationSpec};
+        let (user, password) = self.couch.admin();
+        let endpoint = |db: &str| Endpoint {
+            url: format!("{}/{db}", self.couch.url()),
+            basic: Some((user.into(), password.into())),
+        };
+        let client = admin_client(&self.couch);
+        tokio::spawn(replication::run(
+            replication::Keeper {
+                local: client.db(&self.name),
+                replicator: client.db("_replicator"),
+                spec: ReplicationSpec {
+                    fqdn: FQDN.into(),
+                    central: endpoint(central),
+                    local: endpoint(local),
+                },
+                every: Duration::from_millis(500),
+                credentials_retry: Duration::from_millis(500),
+            },
+            self.report_handle(),
+        ))
     }
 
     fn stop(&mut self) {
@@ -271,18 +365,18 @@ fn host_doc(n: u32) -> Value {
     })
 }
 
-/// pouchdb-server's sequences are integers: the tests may compare them; the daemon never does.
+/// CouchDB's sequences are opaque strings (`"6-g1AAAA…"`) whose number before the dash
+/// grows with each change: the tests may read it; the daemon never does.
 fn seq_number(c: &Checkpoint) -> u64 {
     c.seq
-        .as_u64()
-        .unwrap_or_else(|| panic!("pouchdb seq {} is not an integer", c.seq))
+        .as_str()
+        .and_then(|s| s.split('-').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("CouchDB seq {} is not \"N-…\"", c.seq))
 }
 
 #[tokio::test]
 async fn a_new_revision_reaches_the_apply_step_and_other_documents_never_do() {
-    if !node_available("a_new_revision_reaches_the_apply_step_and_other_documents_never_do") {
-        return;
-    }
     let mut h = Harness::new("route").await;
     h.start();
     h.until("the feed connected", |r| r.feed.state == "connected")
@@ -349,11 +443,6 @@ async fn a_new_revision_reaches_the_apply_step_and_other_documents_never_do() {
 
 #[tokio::test]
 async fn an_invalid_revision_fails_with_every_error_and_keeps_the_configuration_in_force() {
-    if !node_available(
-        "an_invalid_revision_fails_with_every_error_and_keeps_the_configuration_in_force",
-    ) {
-        return;
-    }
     let mut h = Harness::new("invalid").await;
     h.start();
     let rev1 = h.put_host(1).await;
@@ -422,11 +511,6 @@ async fn an_invalid_revision_fails_with_every_error_and_keeps_the_configuration_
 
 #[tokio::test]
 async fn a_burst_of_50_revisions_leads_to_a_handful_of_applies_ending_with_the_newest() {
-    if !node_available(
-        "a_burst_of_50_revisions_leads_to_a_handful_of_applies_ending_with_the_newest",
-    ) {
-        return;
-    }
     let mut h = Harness::new("burst").await;
     h.start();
     h.until("the feed connected", |r| r.feed.state == "connected")
@@ -456,11 +540,6 @@ async fn a_burst_of_50_revisions_leads_to_a_handful_of_applies_ending_with_the_n
 
 #[tokio::test]
 async fn restarts_before_during_and_after_an_apply_lose_nothing_and_repeat_no_effect() {
-    if !node_available(
-        "restarts_before_during_and_after_an_apply_lose_nothing_and_repeat_no_effect",
-    ) {
-        return;
-    }
     let mut h = Harness::new("restart").await;
     h.start();
     let rev1 = h.put_host(1).await;
@@ -517,18 +596,15 @@ async fn restarts_before_during_and_after_an_apply_lose_nothing_and_repeat_no_ef
 
 #[tokio::test]
 async fn couchdb_killed_mid_feed_is_reported_and_followed_again() {
-    if !node_available("couchdb_killed_mid_feed_is_reported_and_followed_again") {
-        return;
-    }
-    let mut h = Harness::new("kill").await;
+    let mut h = Harness::own("kill").await;
     h.start();
     let rev1 = h.put_host(1).await;
     h.until_applied(&rev1).await;
 
-    h.pouch.kill();
+    h.own_couch().kill();
     h.until("the feed lost", |r| r.feed.state == "disconnected")
         .await;
-    h.pouch.restart();
+    h.own_couch().restart();
     h.until("the feed back", |r| r.feed.state == "connected")
         .await;
     let rev2 = h.put_host(2).await;
@@ -556,9 +632,6 @@ async fn couchdb_killed_mid_feed_is_reported_and_followed_again() {
 
 #[tokio::test]
 async fn a_deleted_and_recreated_database_is_reported_and_read_from_the_start() {
-    if !node_available("a_deleted_and_recreated_database_is_reported_and_read_from_the_start") {
-        return;
-    }
     let mut h = Harness::new("dbdel").await;
     h.start();
     for n in 0..5 {
@@ -579,7 +652,7 @@ async fn a_deleted_and_recreated_database_is_reported_and_read_from_the_start() 
         "the old sequence is forgotten"
     );
 
-    assert!(h.admin.create().await.unwrap());
+    h.create_database().await;
     let rev_new = h.put_host(9).await;
     h.until_applied(&rev_new).await;
     assert!(h
@@ -593,29 +666,26 @@ async fn a_deleted_and_recreated_database_is_reported_and_read_from_the_start() 
 
 #[tokio::test]
 async fn refused_credentials_are_reported_and_retried_until_accepted() {
-    if !node_available("refused_credentials_are_reported_and_retried_until_accepted") {
-        return;
-    }
     let mut h = Harness::new("auth").await;
     h.admin
         .put_security(&json!({"admins": {"names": [], "roles": []},
-            "members": {"names": ["admin", "ccnqd"], "roles": []}}))
+            "members": {"names": ["admin", "reconcile-auth-ccnqd"], "roles": []}}))
         .await
         .unwrap();
     let rev1 = h.put_host(1).await;
     // The user does not exist yet.
-    h.start_as(Auth::basic("ccnqd", "s3cret"));
+    h.start_as(Auth::basic("reconcile-auth-ccnqd", "s3cret"));
     h.until("credentials refused", |r| {
         r.feed.state == "credentials-refused"
     })
     .await;
     assert!(h.calls().is_empty());
 
-    let users = admin_client(&h.pouch.url()).db("_users");
+    let users = admin_client(&h.couch).db("_users");
     users
         .put(
-            "org.couchdb.user:ccnqd",
-            &json!({"name": "ccnqd", "password": "s3cret", "roles": [], "type": "user"}),
+            "org.couchdb.user:reconcile-auth-ccnqd",
+            &json!({"name": "reconcile-auth-ccnqd", "password": "s3cret", "roles": [], "type": "user"}),
         )
         .await
         .unwrap();
@@ -631,9 +701,6 @@ async fn refused_credentials_are_reported_and_retried_until_accepted() {
 
 #[tokio::test]
 async fn a_failed_apply_is_reported_retried_and_replaced_by_a_newer_revision() {
-    if !node_available("a_failed_apply_is_reported_retried_and_replaced_by_a_newer_revision") {
-        return;
-    }
     let mut h = Harness::new("fail").await;
     *h.fail.lock().unwrap() = Some("reloadxml: +OK [mismatched tag]".into());
     h.start();
@@ -654,40 +721,15 @@ async fn a_failed_apply_is_reported_retried_and_replaced_by_a_newer_revision() {
 
 #[tokio::test]
 async fn the_replication_documents_are_created_repaired_and_bring_the_central_document() {
-    use ccnq_couch::replication::{pull_doc_id, Endpoint, ReplicationSpec};
-    if !node_available(
-        "the_replication_documents_are_created_repaired_and_bring_the_central_document",
-    ) {
-        return;
-    }
-    let mut h = Harness::new("replication").await;
-    // Two databases of one server stand in for the central and the local CouchDB.
-    let central = admin_client(&h.pouch.url()).db("central");
+    use ccnq_couch::replication::pull_doc_id;
+    let mut h = Harness::own("replication").await;
+    // A second database of the same server stands in for the central CouchDB.
+    let central = admin_client(&h.couch).db("central");
     assert!(central.create().await.unwrap());
-    let endpoint = |db: &str| Endpoint {
-        url: format!("{}/{db}", h.pouch.url()),
-        basic: Some(("admin".into(), "secret".into())),
-    };
-    let spec = ReplicationSpec {
-        fqdn: FQDN.into(),
-        central: endpoint("central"),
-        local: endpoint("provisioning"),
-    };
     h.start();
-    let report = h.daemon.as_ref().unwrap().report.clone();
-    let replicator = admin_client(&h.pouch.url()).db("_replicator");
-    let keeper = tokio::spawn(replication::run(
-        replicator.clone(),
-        spec,
-        Duration::from_millis(500),
-        report,
-    ));
-    h.until("replication documents created", |r| {
-        r.replication
-            .as_ref()
-            .is_some_and(|s| s.detail.contains("created"))
-    })
-    .await;
+    let name = h.name.clone();
+    let keeper = h.keep_replication("central", &name);
+    h.until("both jobs running", jobs_running).await;
 
     // A document written centrally reaches the local database and is applied.
     let mut doc = host_doc(1);
@@ -695,26 +737,208 @@ async fn the_replication_documents_are_created_repaired_and_bring_the_central_do
     let rev1 = central.put(ID, &doc).await.unwrap();
     h.until_applied(&rev1).await;
 
-    // Someone deletes the pull document: it is put back. (pouchdb-server 4.2.0 then
-    // crashes, a bug of its replicator that CouchDB 3 does not share: the deletion is on
-    // disk by then, so it is restarted, as systemd would restart CouchDB.)
+    // Someone deletes the pull document while its job runs (CouchDB takes it;
+    // pouchdb-server crashed): it is put back.
+    let replicator = admin_client(&h.couch).db("_replicator");
     let pull = replicator.get(&pull_doc_id(FQDN), None).await.unwrap();
     replicator
         .delete(&pull_doc_id(FQDN), pull["_rev"].as_str().unwrap())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    h.pouch.restart();
     h.until("the pull document put back", |r| {
         r.replication.as_ref().is_some_and(|s| {
-            s.state == "ok" && s.detail == format!("created {}", pull_doc_id(FQDN))
+            s.state != "failed"
+                && s.detail
+                    .starts_with(&format!("created {}", pull_doc_id(FQDN)))
         })
     })
     .await;
+    h.until("both jobs running again", jobs_running).await;
     // And it works again: a central change arrives and is applied.
     let mut doc = central.get(ID, None).await.unwrap();
     doc["sip_variables"]["revision_marker"] = json!("r2");
     let rev2 = central.put(ID, &doc).await.unwrap();
     h.until_applied(&rev2).await;
     keeper.abort();
+}
+
+/// The replication is `ok`, and CouchDB's scheduler runs both jobs.
+fn jobs_running(r: &ccnq_api::ConfigReport) -> bool {
+    r.replication.as_ref().is_some_and(|s| {
+        s.state == "ok" && s.jobs.len() == 2 && s.jobs.iter().all(|j| j.state == "running")
+    })
+}
+
+#[tokio::test]
+async fn the_keeper_creates_the_missing_local_database_so_the_central_document_arrives() {
+    let mut h = Harness::without_database(
+        Couch::Own(CouchServer::start("reconcile-localdb")),
+        "localdb",
+    );
+    let central = admin_client(&h.couch).db("central");
+    assert!(central.create().await.unwrap());
+    let mut doc = host_doc(1);
+    doc["_id"] = json!(ID);
+    let rev1 = central.put(ID, &doc).await.unwrap();
+    // A first boot: the local CouchDB has no database yet, and nothing but ccnqd would
+    // make it (`create_target` is false).
+    h.start();
+    h.until("the database missing", |r| {
+        r.feed.state == "database-missing"
+    })
+    .await;
+    let name = h.name.clone();
+    let keeper = h.keep_replication("central", &name);
+    h.until_applied(&rev1).await;
+    assert!(h.admin.exists().await.unwrap());
+    // Nobody but the keeper made it: the test did not, and `create_target` is false.
+    let doc = admin_client(&h.couch)
+        .db("_replicator")
+        .get(&ccnq_couch::replication::pull_doc_id(FQDN), None)
+        .await
+        .unwrap();
+    assert_eq!(doc["create_target"], json!(false));
+    h.until("both jobs running", jobs_running).await;
+    keeper.abort();
+}
+
+#[tokio::test]
+async fn a_failing_replication_job_is_reported_with_its_error_though_its_documents_are_fine() {
+    use ccnq_couch::replication::{pull_doc_id, push_doc_id};
+    let mut h = Harness::own("health").await;
+    h.start();
+    let name = h.name.clone();
+    // The central database named in the configuration does not exist: both jobs
+    // crash with `db_not_found`, while their documents are in place.
+    let keeper = h.keep_replication("no-such-central", &name);
+    h.until("the jobs failing", |r| {
+        r.replication
+            .as_ref()
+            .is_some_and(|s| s.state == "failed" && s.jobs.iter().all(|j| j.state == "crashing"))
+    })
+    .await;
+    let replication = h.report().0.replication.unwrap();
+    assert!(
+        replication.detail.contains("db_not_found"),
+        "{replication:#?}"
+    );
+    assert_eq!(replication.jobs[0].doc_id, pull_doc_id(FQDN));
+    assert_eq!(replication.jobs[1].doc_id, push_doc_id(FQDN));
+    for job in &replication.jobs {
+        assert!(
+            job.error
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("db_not_found"),
+            "{job:#?}"
+        );
+        assert!(job.last_updated.is_some(), "{job:#?}");
+    }
+    let replicator = admin_client(&h.couch).db("_replicator");
+    assert!(replicator
+        .get_opt(&pull_doc_id(FQDN))
+        .await
+        .unwrap()
+        .is_some());
+    // The status document says the same.
+    h.status_doc("the failing replication", |d| {
+        d["replication"]["state"] == "failed"
+            && d["replication"]["jobs"][0]["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("db_not_found"))
+    })
+    .await;
+    keeper.abort();
+}
+
+/// Counts the requests for `path` (`/db/…`) that CouchDB refused (401 or 403), from its
+/// log of every request.
+fn refused_requests(couch: &CouchServer, path: &str) -> usize {
+    couch
+        .log()
+        .lines()
+        .filter(|l| l.contains(&format!(" {path} ")))
+        .filter(|l| l.contains(&format!(" {path} 401 ")) || l.contains(&format!(" {path} 403 ")))
+        .count()
+}
+
+#[tokio::test]
+async fn refused_writes_back_off_so_a_correct_client_is_never_locked_out() {
+    const USER: &str = "reconcile-backoff-ccnqd";
+    let mut h = Harness::new("backoff").await;
+    h.admin
+        .put_security(&json!({"admins": {"names": [], "roles": []},
+            "members": {"names": ["admin", USER], "roles": []}}))
+        .await
+        .unwrap();
+    let users = admin_client(&h.couch).db("_users");
+    let user_id = format!("org.couchdb.user:{USER}");
+    users
+        .put(
+            &user_id,
+            &json!({"name": USER, "password": "first", "roles": [], "type": "user"}),
+        )
+        .await
+        .unwrap();
+    // A long first wait after a refusal, and no periodic database check: the open feed
+    // outlives a password change and keeps delivering.
+    h.credentials_retry = Duration::from_secs(30);
+    h.database_check = Duration::from_secs(3600);
+    h.start_as(Auth::basic(USER, "first"));
+    let rev1 = h.put_host(1).await;
+    h.until_applied(&rev1).await;
+    h.status_doc("rev1 ok", |d| d["applied"]["rev"] == json!(rev1))
+        .await;
+
+    // The password changes while the daemon runs with the old one.
+    let mut doc = users.get(&user_id, None).await.unwrap();
+    doc["password"] = json!("second");
+    users.put(&user_id, &doc).await.unwrap();
+    let old = Client::new(ClientConfig::new(
+        &h.couch.url(),
+        Auth::basic(USER, "first"),
+    ))
+    .unwrap()
+    .db(&h.name);
+    // Successful logins do not count towards the lockout: poll until the old password
+    // is refused (once).
+    for _ in 0..600 {
+        match old.exists().await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) if ccnq_couch::retry::is_refusal(&e) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // Revisions keep arriving through the open feed; each apply wants a `_local`
+    // checkpoint and a status document written with the refused password.
+    for n in 2..=7 {
+        let rev = h.put_host(n).await;
+        h.until_applied(&rev).await;
+    }
+    // A negative check, so it waits: the status writer that retried every 5 s would
+    // have tried again by now.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let db = &h.name;
+    let local = refused_requests(&h.couch, &format!("/{db}/_local/ccnqd-{FQDN}"));
+    let status = refused_requests(&h.couch, &format!("/{db}/status:{FQDN}"));
+    assert!(local <= 1, "{local} refused _local writes: not backing off");
+    assert!(
+        status <= 1,
+        "{status} refused status writes: not backing off"
+    );
+    assert!(
+        local + status >= 1,
+        "no write was refused: the test tests nothing"
+    );
+    // The user is not locked out: a client with the new password gets in.
+    let new = Client::new(ClientConfig::new(
+        &h.couch.url(),
+        Auth::basic(USER, "second"),
+    ))
+    .unwrap()
+    .db(&h.name);
+    match new.exists().await {
+        Ok(true) => {}
+        other => panic!("a correctly configured client after the daemon's refusals: {other:?}"),
+    }
 }
