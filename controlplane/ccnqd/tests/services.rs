@@ -2,8 +2,9 @@
 //! real TLS, managing units of a real systemd (one nspawn container for this test
 //! binary, `ccnq_testkit::nspawn`), FreeSWITCH's event socket played by
 //! `ccnq-esl-peer` (the test double checked against FreeSWITCH's recordings), CouchDB
-//! by a real pouchdb-server. Each test names its units after itself, so the tests
-//! share the container.
+//! by a real CouchDB 3.4.3 (`ccnq_testkit::couchdb`, one for this test binary). Each
+//! test names its units and its database after itself, so the tests share the
+//! container and the CouchDB.
 
 mod common;
 
@@ -519,37 +520,37 @@ async fn a_drain_that_cannot_reach_freeswitch_does_nothing() {
     assert_eq!(starts(c, "svc-e-fs"), 1, "not restarted");
 }
 
-/// A CouchDB (pouchdb-server) and the daemon's `[couchdb]` section.
-async fn couch(
-    tag: &str,
-    site: &Site,
-) -> (ccnq_testkit::pouch::PouchServer, ccnq_couch::Db, String) {
-    let pouch = ccnq_testkit::pouch::PouchServer::start(tag);
+/// The test's own database `tag` in the shared CouchDB (members only, set explicitly),
+/// and the daemon's `[couchdb]` section following it as the server's admin.
+async fn couch(tag: &str, site: &Site) -> (ccnq_couch::Db, String) {
+    let server = ccnq_testkit::couchdb::CouchServer::shared();
+    let (user, password) = server.admin();
     let db = ccnq_couch::Client::new(ccnq_couch::ClientConfig::new(
-        &pouch.url(),
-        ccnq_couch::Auth::basic("admin", "secret"),
+        &server.url(),
+        ccnq_couch::Auth::basic(user, password),
     ))
     .unwrap()
-    .db("provisioning");
+    .db(tag);
     assert!(db.create().await.unwrap());
-    std::fs::write(site.path("couch.password"), "secret\n").unwrap();
+    db.put_security(&json!({"admins": {"names": [], "roles": []},
+        "members": {"names": [user], "roles": []}}))
+        .await
+        .unwrap();
+    std::fs::write(site.path("couch.password"), format!("{password}\n")).unwrap();
     let section = format!(
-        "\n[couchdb]\nurl = \"{}\"\nuser = \"admin\"\npassword_file = \"{}\"\nheartbeat_secs = 1\n",
-        pouch.url(),
+        "\n[couchdb]\nurl = \"{}\"\ndatabase = \"{tag}\"\nuser = \"{user}\"\npassword_file = \"{}\"\nheartbeat_secs = 1\n",
+        server.url(),
         site.path("couch.password").display()
     );
-    (pouch, db, section)
+    (db, section)
 }
 
 #[tokio::test]
 async fn a_unit_crashing_on_its_own_is_logged_and_lands_in_the_status_document() {
-    if !ccnq_testkit::pouch::node_available("a_unit_crashing_on_its_own") {
-        return;
-    }
     let c = container();
     install(c, &[("svc-f-crash", crashes("svc-f-crash"))]).await;
     let site = Site::new();
-    let (_pouch, db, couch) = couch("services-crash", &site).await;
+    let (db, couch) = couch("services-crash", &site).await;
     let sections = sections(&site, "svc-f-fs", None, &["svc-f-crash", "svc-f-fs"], 5.0);
     let d = Daemon::start(&config(&site, &format!("{sections}{couch}")));
     let unit = "svc-f-crash.service";
@@ -601,9 +602,6 @@ async fn a_unit_crashing_on_its_own_is_logged_and_lands_in_the_status_document()
 
 #[tokio::test]
 async fn a_server_only_host_stops_the_freeswitch_the_preset_started() {
-    if !ccnq_testkit::pouch::node_available("a_server_only_host_stops_the_freeswitch") {
-        return;
-    }
     let c = container();
     install(
         c,
@@ -616,7 +614,7 @@ async fn a_server_only_host_stops_the_freeswitch_the_preset_started() {
     let sd = systemd(c).await;
     let peer = Peer::start(PeerConfig::default()).await.unwrap();
     let site = Site::new();
-    let (_pouch, db, couch) = couch("services-server-only", &site).await;
+    let (db, couch) = couch("services-server-only", &site).await;
     db.put(
         "host:sbc1.example.net",
         &json!({
