@@ -20,13 +20,16 @@
 //!   after a failure.
 //! - When FreeSWITCH is not running, event-socket steps are skipped (it reads the files
 //!   when it starts) and the records say so.
+//! - FreeSWITCH gives its reasons only in its log (a bind that fails: `Error Creating SIP
+//!   UA for profile: …`), so the applier's connection asks for its error lines (`log 3`),
+//!   and a profile that is not confirmed is reported with FreeSWITCH's own words about it.
 //!
 //! The daemon owns an [`Applier`] and calls [`Applier::apply`] for each revision; what it
 //! did comes back as an [`ApplyReport`] for the status document.
 
 use crate::drain::{self, DrainOutcome};
 use crate::files::{FileStore, FilesError};
-use ccnq_esl::{CommandError, ConnectOptions, EslClient, EslError, ProfileAction};
+use ccnq_esl::{CommandError, ConnectOptions, EslClient, EslError, ProfileAction, Received};
 use ccnq_freeswitch::render::{EVENT_SOCKET_IP, EVENT_SOCKET_PORT};
 use ccnq_freeswitch::{Action, Plan, Rendering, Step, SystemdJob, FREESWITCH_UNIT};
 use serde::Serialize;
@@ -314,6 +317,7 @@ impl<S: Services> Applier<S> {
             options: &self.options,
             progress,
             esl: None,
+            log: None,
             just_started: false,
             active: false,
             paused: false,
@@ -411,6 +415,25 @@ fn words(body: &str) -> String {
     body.trim_end_matches('\n').to_owned()
 }
 
+/// Whether `text` names the sofia profile `profile` (as a whole name: `test` is not
+/// named by `test-ingress`).
+fn names(text: &str, profile: &str) -> bool {
+    let part = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    text.match_indices(profile)
+        .any(|(at, _)| !text[..at].ends_with(part) && !text[at + profile.len()..].starts_with(part))
+}
+
+/// A log line's message: FreeSWITCH writes `<date> <time> <idle %> [LEVEL] <file>:<line>
+/// <message>`; what follows the source position, or the whole line if it is not there.
+fn log_words(text: &str) -> String {
+    let text = text.trim();
+    let after_level = text.split_once("] ").map_or(text, |(_, rest)| rest);
+    match after_level.split_once(' ') {
+        Some((position, message)) if position.contains(".c:") => message.trim().to_owned(),
+        _ => after_level.to_owned(),
+    }
+}
+
 fn millis(since: Instant) -> u64 {
     since.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
 }
@@ -425,6 +448,8 @@ struct Run<'a, S: Services> {
     options: &'a ApplyOptions,
     progress: &'a (dyn Fn(Progress) + Send + Sync),
     esl: Option<EslClient>,
+    /// FreeSWITCH's error log lines on `esl` (`log 3`), when it accepted to send them.
+    log: Option<tokio::sync::mpsc::Receiver<Received>>,
     /// FreeSWITCH was (re)started by this apply: its socket may take a moment to open.
     just_started: bool,
     /// Whether FreeSWITCH runs, as far as this apply knows.
@@ -491,7 +516,14 @@ impl<S: Services> Run<'_, S> {
             };
         loop {
             match EslClient::connect(&addr, &self.options.esl_password, opts.clone()).await {
-                Ok(c) => return Ok(self.esl.insert(c)),
+                Ok(c) => {
+                    // Only for the words of a failure: without them the apply goes on.
+                    self.log = match c.command("log 3").await {
+                        Ok(r) if r.is_ok() => c.take_events(),
+                        _ => None,
+                    };
+                    return Ok(self.esl.insert(c));
+                }
                 Err(e) if !e.is_permanent() && Instant::now() < until => {
                     tokio::time::sleep(self.options.poll_interval).await;
                 }
@@ -712,8 +744,11 @@ impl<S: Services> Run<'_, S> {
                 Err(_) => break Err(words(&o.response.body)),
             };
             if Instant::now() >= until {
+                let words = self
+                    .freeswitch_said(profile)
+                    .map_or(String::new(), |w| format!("; FreeSWITCH: {w}"));
                 break Err(format!(
-                    "{profile} not RUNNING on {address} within {} s: {seen}",
+                    "{profile} not RUNNING on {address} within {} s: {seen}{words}",
                     self.options.confirm_deadline.as_secs_f32()
                 ));
             }
@@ -733,6 +768,22 @@ impl<S: Services> Run<'_, S> {
             note: Some(format!("{polls} poll(s)")),
         });
         result.map(|_| ())
+    }
+
+    /// The first error line FreeSWITCH logged about `profile` on this connection so far
+    /// (e.g. `Error Creating SIP UA for profile: X (sip:mod_sofia@192.0.2.1:5500;…)
+    /// ATTEMPT 1 (RETRY IN 5 SEC)`), without its time stamp and source position.
+    fn freeswitch_said(&mut self, profile: &str) -> Option<String> {
+        let log = self.log.as_mut()?;
+        let mut found = None;
+        while let Ok(r) = log.try_recv() {
+            if let (Received::Log(line), None) = (r, &found) {
+                if names(&line.text, profile) {
+                    found = Some(log_words(&line.text));
+                }
+            }
+        }
+        found
     }
 
     async fn drain(&mut self, i: usize, step: &Step) -> Result<(), String> {
@@ -945,5 +996,36 @@ impl<S: Services> Run<'_, S> {
             duration_ms: millis(started),
             note: None,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{log_words, names};
+
+    #[test]
+    fn a_profile_is_named_as_a_whole() {
+        let line = "Error Creating SIP UA for profile: bad-ingress (sip:mod_sofia@192.0.2.1:5500;transport=udp,tcp) ATTEMPT 1 (RETRY IN 5 SEC)";
+        assert!(names(line, "bad-ingress"));
+        assert!(!names(line, "bad"));
+        assert!(!names(line, "ingress"));
+        assert!(!names(line, "bad-ingress2"));
+        assert!(names(
+            "Started Profile bad-ingress [sofia_reg_bad-ingress]",
+            "bad-ingress"
+        ));
+    }
+
+    #[test]
+    fn a_log_line_keeps_its_message() {
+        assert_eq!(
+            log_words("2026-12-02 00:26:47.433118 69.80% [ERR] sofia.c:3293 Error Creating SIP UA for profile: x (sip:mod_sofia@192.0.2.1:5500) ATTEMPT 1 (RETRY IN 5 SEC)\n"),
+            "Error Creating SIP UA for profile: x (sip:mod_sofia@192.0.2.1:5500) ATTEMPT 1 (RETRY IN 5 SEC)"
+        );
+        assert_eq!(log_words("no prefix at all\n"), "no prefix at all");
+        assert_eq!(
+            log_words("[ERR] not a position: kept"),
+            "not a position: kept"
+        );
     }
 }

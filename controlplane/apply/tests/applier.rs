@@ -628,8 +628,9 @@ async fn a_bind_failure_fails_rolls_the_files_back_and_reloads_them() {
         } => {
             assert_eq!(*step, confirm);
             assert_eq!(*action, plan.steps[confirm].description);
+            // What the status shows, and FreeSWITCH's own words for it, from its log.
             assert!(
-                reason.contains("is not listed in sofia xmlstatus"),
+                reason.contains("is not listed in sofia xmlstatus; FreeSWITCH: Error Creating SIP UA for profile: bad-egress (sip:mod_sofia@192.0.2.123:15500"),
                 "{reason}"
             );
         }
