@@ -1,4 +1,4 @@
-//! HTTP client for CouchDB 3 (and pouchdb-server, the test stand-in).
+//! HTTP client for CouchDB 3 (and pouchdb-server, on which it must work too).
 //!
 //! One module talks to CouchDB: hyper 1 over a plain or rustls connection, with the
 //! habits spec/couchdb.md asks for: `Content-Type: application/json` on every request

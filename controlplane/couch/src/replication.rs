@@ -8,13 +8,15 @@
 //! Credentials never go inside a URL of a stored document (spec/couchdb.md: CouchDB
 //! keeps them there verbatim). The endpoints use the object form
 //! `{"url": …, "headers": {"Authorization": "Basic …"}}`, which CouchDB 3 and
-//! pouchdb-server 4.2.0 both run (checked live against pouchdb-server by the tests). In
-//! CouchDB 3 `_replicator` documents are readable by their owner and admins only.
+//! pouchdb-server 4.2.0 both run (checked live against CouchDB 3.4.3 by the tests). In
+//! CouchDB 3 `_replicator` is admin-only: a non-admin user may write there only once it
+//! is a member of `_replicator`'s `_security`, and documents are readable by their owner
+//! and admins only.
 //!
-//! pouchdb-server 4.2.0 runs such documents (checked by the live tests), but refuses
-//! edits of a `triggered` one (403 `forbidden`, returned as is) and crashes when one is
-//! deleted while its job runs (a pouchdb-server bug). CouchDB 3 takes the plain update
-//! with the current `_rev`, which is all [`ensure`] ever sends.
+//! CouchDB 3 takes a plain update of a running document with the current `_rev`, and its
+//! deletion, which is all [`ensure`] ever sends. pouchdb-server 4.2.0 refuses edits of a
+//! `triggered` one (403 `forbidden`, returned as is) and crashes when one is deleted
+//! while its job runs (a pouchdb-server bug).
 //!
 //! A document in place says nothing about its job: CouchDB 3 keeps the document as it is
 //! while the job crashes (`db_not_found` for a missing target, refused credentials, an
