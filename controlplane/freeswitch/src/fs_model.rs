@@ -6,8 +6,9 @@
 //! have on the new files. It reads the rendered XML itself (profile names, `sip-ip`,
 //! `sip-port`), as FreeSWITCH does, rather than trusting the renderer's index.
 //!
-//! Not modelled: time (the 10-second rule, asynchronous stop/restart), calls, and XML
-//! parse errors (the renderer never writes broken XML).
+//! Not modelled: time (the 10-second rule, asynchronous stop/restart), calls (only
+//! whether new ones are refused: the pause of a drain), and XML parse errors (the
+//! renderer never writes broken XML).
 
 use crate::plan::Action;
 use crate::render::{RenderedTree, ACL_PATH};
@@ -63,6 +64,9 @@ pub struct ModelFreeswitch {
     pub acl: Option<Vec<u8>>,
     /// Running sofia profiles by name.
     pub profiles: BTreeMap<String, RunningProfile>,
+    /// New inbound calls refused (`fsctl pause inbound`): it lives in the process, so a
+    /// start or a stop ends it (10), and a plan must not leave it on.
+    pub paused: bool,
 }
 
 /// A profile's configuration as found in the XML registry.
@@ -114,6 +118,7 @@ impl ModelFreeswitch {
             registry: RenderedTree::default(),
             acl: None,
             profiles: BTreeMap::new(),
+            paused: false,
         }
     }
 
@@ -139,6 +144,7 @@ impl ModelFreeswitch {
     /// second profile on a taken address never runs (09c).
     fn boot(&mut self) {
         self.running = true;
+        self.paused = false;
         self.registry = self.disk.clone();
         self.acl = self.registry.get(ACL_PATH).map(<[u8]>::to_vec);
         self.profiles.clear();
@@ -276,9 +282,10 @@ impl ModelFreeswitch {
                     });
                 }
             }
-            // 07/10: pausing inbound changes nothing configured; with FreeSWITCH
-            // stopped there is nothing to drain.
-            Action::Drain => {}
+            // 07/10: pausing inbound changes nothing configured, but refuses new calls
+            // until a resume or a new process; with FreeSWITCH stopped there is nothing
+            // to drain.
+            Action::Drain => self.paused = self.running,
             Action::RestartFreeswitch => self.boot(),
             Action::StartFreeswitch => {
                 // A start job on a running unit does nothing.
@@ -288,6 +295,7 @@ impl ModelFreeswitch {
             }
             Action::StopFreeswitch => {
                 self.running = false;
+                self.paused = false;
                 self.registry = RenderedTree::default();
                 self.acl = None;
                 self.profiles.clear();

@@ -9,5 +9,8 @@ pub mod fs_model;
 pub mod plan;
 pub mod render;
 
-pub use plan::{plan, Action, Cost, Plan, Snapshot, Step, SystemdJob, FREESWITCH_UNIT};
+pub use plan::{
+    plan, plan_from, Action, Cost, InForce, Plan, Snapshot, Step, SystemdJob, Target,
+    FREESWITCH_UNIT,
+};
 pub use render::{render, Parts, ProfilePart, RenderError, RenderedTree, Rendering, Secrets};

@@ -14,11 +14,23 @@
 //! anything else acts), then `reloadacl` (`reloadxml` never reloads ACLs), rescans,
 //! restarts, starts, and finally the confirmations that started profiles really bound
 //! (`start` reports success even when the bind fails).
+//!
+//! What runs is not always one rendering. An apply that was cut short (the daemon killed
+//! half-way) or that failed after some of its steps took effect leaves FreeSWITCH
+//! anywhere between the host last applied and the revision it was carrying out; the
+//! daemon knows those revisions as *in doubt* ([`InForce`]). [`plan_from`] then plans
+//! from every state FreeSWITCH may be in at once: a profile is only rescanned or
+//! restarted where it surely runs, started (which is idempotent: a start of a running
+//! profile re-reads its settings) where it may be missing, and stopped then started
+//! where it may run elsewhere; a stop of a profile that is not running does no harm.
+//! So the interrupted revision is carried out again from the last known state, with no
+//! command beyond what one of those states needs, and a revision in doubt that is left
+//! behind leaves nothing running. With nothing in doubt it is exactly [`plan`].
 
-use crate::render::Rendering;
+use crate::render::{Parts, ProfilePart, Rendering};
 use ccnq_model::Host;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -97,7 +109,7 @@ impl fmt::Display for Cost {
     }
 }
 
-/// A systemd job on [`FREESWITCH_UNIT`].
+/// A systemd job on FreeSWITCH's unit ([`FREESWITCH_UNIT`] on the appliance).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SystemdJob {
@@ -111,6 +123,19 @@ pub enum SystemdJob {
     Enable,
     /// `DisableUnitFiles`.
     Disable,
+}
+
+impl SystemdJob {
+    /// As `systemctl` names it: `restart`, `start`, `stop`, `enable`, `disable`.
+    pub fn verb(self) -> &'static str {
+        match self {
+            SystemdJob::Restart => "restart",
+            SystemdJob::Start => "start",
+            SystemdJob::Stop => "stop",
+            SystemdJob::Enable => "enable",
+            SystemdJob::Disable => "disable",
+        }
+    }
 }
 
 /// One step of a plan. Each maps to one event-socket command or one systemd job, except
@@ -209,7 +234,7 @@ impl Action {
         })
     }
 
-    /// The systemd job on [`FREESWITCH_UNIT`] that carries the action out, if it is one.
+    /// The systemd job on FreeSWITCH's unit that carries the action out, if it is one.
     pub fn systemd(&self) -> Option<SystemdJob> {
         Some(match self {
             Action::RestartFreeswitch => SystemdJob::Restart,
@@ -247,8 +272,9 @@ impl Action {
     }
 
     /// A one-line description for operators; `files_dir` is where the rendered files
-    /// live (`<data_dir>/freeswitch`), named by the file steps.
-    pub fn describe(&self, files_dir: &Path) -> String {
+    /// live (`<data_dir>/freeswitch`), named by the file steps, and `unit` FreeSWITCH's
+    /// systemd unit, named by the systemd steps.
+    pub fn describe(&self, files_dir: &Path, unit: &str) -> String {
         let dir = files_dir.display();
         match self {
             Action::WriteFiles { write, remove } => {
@@ -285,7 +311,7 @@ impl Action {
             ),
             a => match (a.esl_command(), a.systemd()) {
                 (Some(cmd), _) => cmd,
-                (None, Some(job)) => format!("systemd {job:?} {FREESWITCH_UNIT}").to_lowercase(),
+                (None, Some(job)) => format!("systemd {} {unit}", job.verb()),
                 (None, None) => format!("{a:?}"),
             },
         }
@@ -305,15 +331,25 @@ pub struct Step {
 }
 
 impl Step {
-    /// The step that carries `action` out, described for a host whose rendered files
-    /// live in `files_dir`.
-    pub fn new(action: Action, files_dir: &Path) -> Step {
+    /// The step that carries `action` out, described for `target`.
+    pub fn new(action: Action, target: Target<'_>) -> Step {
         Step {
             cost: action.cost(),
-            description: action.describe(files_dir),
+            description: action.describe(target.files_dir, target.unit),
             action,
         }
     }
+}
+
+/// What the steps of a plan name on the host that carries it out. The actions are the
+/// same everywhere; only their descriptions change.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Where the rendered files live: `<data_dir>/freeswitch`, the applier's link
+    /// ([`crate::render::VOLUME_DIR`] on the appliance).
+    pub files_dir: &'a Path,
+    /// FreeSWITCH's systemd unit ([`FREESWITCH_UNIT`] on the appliance).
+    pub unit: &'a str,
 }
 
 /// The ordered actions that take FreeSWITCH from what runs to what is asked.
@@ -326,11 +362,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn new(actions: Vec<Action>, files_dir: &Path) -> Plan {
-        let steps: Vec<Step> = actions
-            .into_iter()
-            .map(|a| Step::new(a, files_dir))
-            .collect();
+    fn new(actions: Vec<Action>, target: Target<'_>) -> Plan {
+        let steps: Vec<Step> = actions.into_iter().map(|a| Step::new(a, target)).collect();
         let cost = steps
             .iter()
             .fold(Cost::NoEffect, |acc, s| acc.worst(s.cost.clone()));
@@ -372,19 +405,63 @@ pub struct Snapshot<'a> {
 
 /// The least plan from `running` (`None`: nothing known applied, e.g. first boot) to `new`,
 /// on a host whose rendered files live in `files_dir` (`<data_dir>/freeswitch`, the
-/// applier's link; [`crate::render::VOLUME_DIR`] on the appliance). The directory only
-/// goes into the steps' descriptions: the actions are the same wherever the files are.
+/// applier's link; [`crate::render::VOLUME_DIR`] on the appliance) and whose FreeSWITCH is
+/// [`FREESWITCH_UNIT`]. The directory only goes into the steps' descriptions: the actions
+/// are the same wherever the files are. [`plan_from`] with nothing in doubt.
 pub fn plan(running: Option<Snapshot<'_>>, new: Snapshot<'_>, files_dir: &Path) -> Plan {
-    let mut actions = freeswitch_actions(running, new);
-    let old_version = running.and_then(|r| r.host.image.as_ref());
+    plan_from(
+        InForce {
+            applied: running,
+            in_doubt: &[],
+        },
+        new,
+        Target {
+            files_dir,
+            unit: FREESWITCH_UNIT,
+        },
+    )
+}
+
+/// What FreeSWITCH may be running when a plan is made.
+#[derive(Debug, Clone, Copy)]
+pub struct InForce<'a> {
+    /// The host last applied with success (`None`: nothing known applied: the plan then
+    /// replaces everything, whatever is in doubt).
+    pub applied: Option<Snapshot<'a>>,
+    /// The revisions whose applies began after it and never succeeded, in the order they
+    /// were last begun: any part of each may be in force.
+    pub in_doubt: &'a [Snapshot<'a>],
+}
+
+/// The least plan that takes FreeSWITCH to `new` from whichever state `in_force` allows
+/// (see the module doc), its steps described for `target`.
+///
+/// An apply in doubt that drained and was cut short before its restart (or stop) of
+/// FreeSWITCH left new calls refused: the pause lives in FreeSWITCH's memory. No step
+/// resumes them, because none is needed: a drain comes with a change of the global part
+/// or of whether FreeSWITCH runs, so the states in doubt then differ there, and no
+/// revision can equal them all: this plan drains and restarts (or stops) FreeSWITCH
+/// again, which ends the pause. The properties check it on the model.
+pub fn plan_from(in_force: InForce<'_>, new: Snapshot<'_>, target: Target<'_>) -> Plan {
+    let states: Vec<Snapshot<'_>> = in_force
+        .applied
+        .into_iter()
+        .chain(in_force.in_doubt.iter().copied())
+        .collect();
+    let mut actions = match in_force.applied {
+        None => unknown_actions(new.rendering),
+        Some(_) => freeswitch_actions(&states, new),
+    };
     if let Some(v) = &new.host.image {
-        if old_version != Some(v) {
+        let everywhere =
+            in_force.applied.is_some() && states.iter().all(|s| s.host.image.as_ref() == Some(v));
+        if !everywhere {
             actions.push(Action::Upgrade {
                 version: v.version.clone(),
             });
         }
     }
-    Plan::new(actions, files_dir)
+    Plan::new(actions, target)
 }
 
 fn all_files(r: &Rendering) -> Vec<String> {
@@ -402,68 +479,106 @@ fn confirm_all(r: &Rendering) -> Vec<Action> {
         .collect()
 }
 
-fn freeswitch_actions(running: Option<Snapshot<'_>>, new: Snapshot<'_>) -> Vec<Action> {
-    let new_r = new.rendering;
-    let Some(old) = running else {
-        // Unknown state: FreeSWITCH may be running on files we did not write, so the
-        // only safe way to "equal" is to load everything afresh.
-        if new_r.freeswitch_runs() {
-            let mut a = vec![
-                Action::Drain,
-                Action::ReplaceFiles {
-                    write: all_files(new_r),
-                },
-                Action::EnableFreeswitch,
-                Action::RestartFreeswitch,
-            ];
-            a.extend(confirm_all(new_r));
-            return a;
-        }
-        return vec![
+/// Unknown state: FreeSWITCH may be running on files we did not write, so the only safe
+/// way to "equal" is to load everything afresh.
+fn unknown_actions(new_r: &Rendering) -> Vec<Action> {
+    if new_r.freeswitch_runs() {
+        let mut a = vec![
             Action::Drain,
-            Action::StopFreeswitch,
-            Action::DisableFreeswitch,
-            Action::ReplaceFiles { write: vec![] },
+            Action::ReplaceFiles {
+                write: all_files(new_r),
+            },
+            Action::EnableFreeswitch,
+            Action::RestartFreeswitch,
         ];
-    };
-    let old_r = old.rendering;
-    let (write, remove) = old_r.tree.diff(&new_r.tree);
+        a.extend(confirm_all(new_r));
+        return a;
+    }
+    vec![
+        Action::Drain,
+        Action::StopFreeswitch,
+        Action::DisableFreeswitch,
+        Action::ReplaceFiles { write: vec![] },
+    ]
+}
+
+/// What must happen to one profile of the new rendering, from every state it may be in.
+enum ProfileStep {
+    Nothing,
+    Rescan,
+    Restart,
+    Start,
+    StopThenStart,
+}
+
+/// The actions from any of `olds` (at least one) to `new`.
+fn freeswitch_actions(olds: &[Snapshot<'_>], new: Snapshot<'_>) -> Vec<Action> {
+    let new_r = new.rendering;
+    // Every file that differs from the new rendering in one of the states: the write
+    // must leave the new set whichever of them is on the volume.
+    let mut write = BTreeSet::new();
+    let mut remove = BTreeSet::new();
+    for old in olds {
+        let (w, r) = old.rendering.tree.diff(&new_r.tree);
+        write.extend(w);
+        remove.extend(r);
+    }
+    let write: Vec<String> = write.into_iter().collect();
+    let remove: Vec<String> = remove.into_iter().collect();
     let write_files = || Action::WriteFiles {
         write: write.clone(),
         remove: remove.clone(),
     };
-    let (old_parts, new_parts) = match (&old_r.parts, &new_r.parts) {
-        (None, None) => return vec![],
-        (Some(_), None) => {
-            let mut a = vec![
-                Action::Drain,
-                Action::StopFreeswitch,
-                Action::DisableFreeswitch,
-            ];
-            if !remove.is_empty() {
-                a.push(write_files());
-            }
-            return a;
+    let old_parts: Vec<(&Rendering, &Parts)> = olds
+        .iter()
+        .filter_map(|o| o.rendering.parts.as_ref().map(|p| (o.rendering, p)))
+        .collect();
+    let some_off = old_parts.len() < olds.len();
+    let Some(new_parts) = &new_r.parts else {
+        if old_parts.is_empty() {
+            return vec![];
         }
-        (None, Some(_)) => {
-            let mut a = vec![
-                write_files(),
-                Action::EnableFreeswitch,
-                Action::StartFreeswitch,
-            ];
-            a.extend(confirm_all(new_r));
-            return a;
+        let mut a = vec![
+            Action::Drain,
+            Action::StopFreeswitch,
+            Action::DisableFreeswitch,
+        ];
+        if !remove.is_empty() {
+            a.push(write_files());
         }
-        (Some(o), Some(n)) => (o, n),
+        return a;
     };
+    if old_parts.is_empty() {
+        let mut a = vec![
+            write_files(),
+            Action::EnableFreeswitch,
+            Action::StartFreeswitch,
+        ];
+        a.extend(confirm_all(new_r));
+        return a;
+    }
+    if some_off {
+        // Stopped and switched off, or running one of the other states: a restart
+        // starts it in the first case and re-reads everything in the second.
+        let mut a = vec![
+            Action::Drain,
+            write_files(),
+            Action::EnableFreeswitch,
+            Action::RestartFreeswitch,
+        ];
+        a.extend(confirm_all(new_r));
+        return a;
+    }
     if write.is_empty() && remove.is_empty() {
         return vec![];
     }
-    let global_same = old_parts.global == new_parts.global
-        && old_parts
-            .global
-            .iter()
-            .all(|p| old_r.tree.get(p) == new_r.tree.get(p));
+    let global_same = old_parts.iter().all(|(old_r, old_p)| {
+        old_p.global == new_parts.global
+            && old_p
+                .global
+                .iter()
+                .all(|p| old_r.tree.get(p) == new_r.tree.get(p))
+    });
     if !global_same {
         // Modules and global variables are read at start-up only; a restart re-reads
         // everything else too, so no profile-level action is needed besides confirming.
@@ -472,59 +587,48 @@ fn freeswitch_actions(running: Option<Snapshot<'_>>, new: Snapshot<'_>) -> Vec<A
         return a;
     }
 
-    // Who holds which address now: a profile moving onto an address another surviving
-    // profile still holds cannot `restart` onto it (the bind would fail), so it is
-    // stopped before and started after the others moved.
-    let old_holder: BTreeMap<SocketAddr, &str> = old_parts
-        .profiles
-        .iter()
-        .map(|(n, p)| (p.bind, n.as_str()))
-        .collect();
-
     let mut stops = Vec::new();
     let mut rescans = Vec::new();
     let mut restarts = Vec::new();
     let mut starts = Vec::new();
     let names: BTreeSet<&String> = old_parts
-        .profiles
-        .keys()
+        .iter()
+        .flat_map(|(_, p)| p.profiles.keys())
         .chain(new_parts.profiles.keys())
         .collect();
     for name in names {
-        match (old_parts.profiles.get(name), new_parts.profiles.get(name)) {
-            (Some(_), None) => stops.push(Action::StopProfile {
+        let Some(n) = new_parts.profiles.get(name) else {
+            if old_parts.iter().any(|(_, p)| p.profiles.contains_key(name)) {
+                stops.push(Action::StopProfile {
+                    profile: name.clone(),
+                });
+            }
+            continue;
+        };
+        let step = profile_step(name, n, &old_parts, new_parts, new_r);
+        match step {
+            ProfileStep::Nothing => {}
+            ProfileStep::Rescan => rescans.push(Action::RescanProfile {
                 profile: name.clone(),
             }),
-            (None, Some(n)) => starts.push((name.clone(), n.bind)),
-            (Some(o), Some(n)) if o.bind != n.bind => {
-                let blocked = old_holder.get(&n.bind).is_some_and(|holder| {
-                    *holder != name.as_str() && new_parts.profiles.contains_key(*holder)
+            ProfileStep::Restart => restarts.push((name.clone(), n.bind)),
+            ProfileStep::Start => starts.push((name.clone(), n.bind)),
+            ProfileStep::StopThenStart => {
+                stops.push(Action::StopProfile {
+                    profile: name.clone(),
                 });
-                if blocked {
-                    stops.push(Action::StopProfile {
-                        profile: name.clone(),
-                    });
-                    starts.push((name.clone(), n.bind));
-                } else {
-                    restarts.push((name.clone(), n.bind));
-                }
+                starts.push((name.clone(), n.bind));
             }
-            (Some(o), Some(n)) => {
-                if old_r.tree.get(&o.settings) != new_r.tree.get(&n.settings) {
-                    rescans.push(Action::RescanProfile {
-                        profile: name.clone(),
-                    });
-                }
-                // A dialplan-only change is read at the next call after `reloadxml`.
-            }
-            (None, None) => {}
         }
     }
 
     let mut a = stops;
     a.push(write_files());
     a.push(Action::ReloadXml);
-    if old_r.tree.get(&old_parts.acl) != new_r.tree.get(&new_parts.acl) {
+    let acl_same = old_parts
+        .iter()
+        .all(|(old_r, old_p)| old_r.tree.get(&old_p.acl) == new_r.tree.get(&new_parts.acl));
+    if !acl_same {
         a.push(Action::ReloadAcl);
     }
     a.extend(rescans);
@@ -547,4 +651,55 @@ fn freeswitch_actions(running: Option<Snapshot<'_>>, new: Snapshot<'_>) -> Vec<A
             .map(|(profile, bind)| Action::ConfirmProfile { profile, bind }),
     );
     a
+}
+
+/// The step for profile `name`, wanted as `n`, from every state in `olds`.
+fn profile_step(
+    name: &str,
+    n: &ProfilePart,
+    olds: &[(&Rendering, &Parts)],
+    new_parts: &Parts,
+    new_r: &Rendering,
+) -> ProfileStep {
+    let present: Vec<(&Rendering, &ProfilePart)> = olds
+        .iter()
+        .filter_map(|(r, p)| p.profiles.get(name).map(|o| (*r, o)))
+        .collect();
+    let binds: BTreeSet<SocketAddr> = present.iter().map(|(_, o)| o.bind).collect();
+    let one_bind = binds.iter().next().copied().filter(|_| binds.len() == 1);
+    match one_bind {
+        // It runs in every state, on one address: nothing in doubt can have stopped it
+        // (an apply stops a profile only where its address changes or it goes).
+        Some(bind) if present.len() == olds.len() => {
+            if bind == n.bind {
+                let settings = present
+                    .iter()
+                    .any(|(r, o)| r.tree.get(&o.settings) != new_r.tree.get(&n.settings));
+                return if settings {
+                    ProfileStep::Rescan
+                } else {
+                    ProfileStep::Nothing
+                };
+            }
+            // A profile moving onto an address another surviving profile still holds
+            // cannot `restart` onto it (the bind would fail), so it is stopped before and
+            // started after the others moved.
+            let blocked = olds.iter().any(|(_, p)| {
+                p.profiles.iter().any(|(holder, h)| {
+                    holder != name && h.bind == n.bind && new_parts.profiles.contains_key(holder)
+                })
+            });
+            if blocked {
+                ProfileStep::StopThenStart
+            } else {
+                ProfileStep::Restart
+            }
+        }
+        // Missing in some state. Where it runs, it runs on its new address: a start
+        // starts it where it is missing and re-reads its settings where it runs (04a).
+        _ if binds.iter().all(|b| *b == n.bind) => ProfileStep::Start,
+        // It may run elsewhere, or not at all: `restart` fails on a profile that is not
+        // running and `start` does not move one that is.
+        _ => ProfileStep::StopThenStart,
+    }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use ccnq_freeswitch::fs_model::ModelFreeswitch;
 use ccnq_freeswitch::render::{ACL_PATH, EVENT_SOCKET_PATH, VARS_PATH, VOLUME_DIR};
-use ccnq_freeswitch::{plan, render, Action, Cost, Plan, Snapshot};
+use ccnq_freeswitch::{plan, plan_from, render, Action, Cost, InForce, Plan, Snapshot, Target};
 use common::{doc, host, rendering, secrets, spec_example};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -711,4 +711,152 @@ fn actions_map_to_esl_commands_and_systemd_jobs() {
     assert_eq!(Action::StopFreeswitch.systemd(), Some(SystemdJob::Stop));
     assert_eq!(Action::ReloadXml.systemd(), None);
     assert_eq!(Action::RestartFreeswitch.esl_command(), None);
+}
+
+#[test]
+fn systemd_steps_name_the_unit_they_are_given() {
+    let (old, new) = (
+        spec_example(),
+        spec_with(|d| set(d, &["sip_variables"], json!({ "x": "1" }))),
+    );
+    let (old_h, new_h) = (host(&old), host(&new));
+    let (old_r, new_r) = (rendering(&old_h), rendering(&new_h));
+    let snap = |h, r| Snapshot {
+        host: h,
+        rendering: r,
+    };
+    let p = plan_from(
+        InForce {
+            applied: Some(snap(&old_h, &old_r)),
+            in_doubt: &[],
+        },
+        snap(&new_h, &new_r),
+        Target {
+            files_dir: Path::new(VOLUME_DIR),
+            unit: "fs-e2e-1.service",
+        },
+    );
+    let restart = p
+        .steps
+        .iter()
+        .find(|s| s.action == Action::RestartFreeswitch)
+        .unwrap_or_else(|| panic!("no restart in\n{p}"));
+    assert_eq!(restart.description, "systemd restart fs-e2e-1.service");
+    assert!(!p.to_string().contains("freeswitch.service"), "{p}");
+    // Without a unit, the appliance's.
+    let p = plan(
+        Some(snap(&old_h, &old_r)),
+        snap(&new_h, &new_r),
+        Path::new(VOLUME_DIR),
+    );
+    assert!(
+        p.steps
+            .iter()
+            .any(|s| s.description == "systemd restart freeswitch.service"),
+        "{p}"
+    );
+}
+
+/// The plan to `wanted` from `applied` with `in_doubt` between, checked on the model from
+/// each state those may have left FreeSWITCH in whole (applied, or any one in doubt
+/// carried out completely).
+fn plan_in_doubt(applied: &Value, in_doubt: &[Value], wanted: &Value) -> Plan {
+    let hosts: Vec<_> = std::iter::once(applied)
+        .chain(in_doubt)
+        .chain([wanted])
+        .map(host)
+        .collect();
+    let rs: Vec<_> = hosts.iter().map(rendering).collect();
+    let snaps: Vec<Snapshot> = hosts
+        .iter()
+        .zip(&rs)
+        .map(|(host, rendering)| Snapshot { host, rendering })
+        .collect();
+    let last = snaps.len() - 1;
+    let p = plan_from(
+        InForce {
+            applied: Some(snaps[0]),
+            in_doubt: &snaps[1..last],
+        },
+        snaps[last],
+        Target {
+            files_dir: Path::new(VOLUME_DIR),
+            unit: ccnq_freeswitch::FREESWITCH_UNIT,
+        },
+    );
+    for from in &rs[..last] {
+        let mut fs = ModelFreeswitch::expected(from);
+        for a in p.actions() {
+            match (fs.apply(a, &rs[last].tree), a) {
+                (Ok(()), _) => {}
+                // The applier takes `Invalid Profile` on a stop for done.
+                (
+                    Err(ccnq_freeswitch::fs_model::ModelError::InvalidProfile(_)),
+                    Action::StopProfile { .. },
+                ) => {}
+                (Err(e), _) => panic!("{a:?} refused by the model: {e}\n{p}"),
+            }
+        }
+        assert_eq!(fs, ModelFreeswitch::expected(&rs[last]), "plan:\n{p}");
+    }
+    p
+}
+
+fn with_c(mut d: Value) -> Value {
+    d["sip_profiles"]["c"] = json!({ "ingress_sip_ip": "192.0.2.10", "ingress_sip_port": 5080 });
+    d
+}
+
+#[test]
+fn an_interrupted_revision_is_carried_out_again_from_the_revision_applied() {
+    // Killed while it confirmed c: c may run or not; a start is right either way.
+    let p = plan_in_doubt(
+        &two_entries(),
+        &[with_c(two_entries())],
+        &with_c(two_entries()),
+    );
+    let a = actions(&p);
+    assert!(a.contains(&start("c-ingress", "192.0.2.10:5080")), "{p}");
+    assert!(a.contains(&confirm("c-ingress", "192.0.2.10:5080")), "{p}");
+    assert!(
+        a.iter().all(|x| !matches!(
+            x,
+            Action::StopProfile { .. }
+                | Action::RestartProfile { .. }
+                | Action::RescanProfile { .. }
+        )),
+        "a and b run in every state: nothing for them\n{p}"
+    );
+    // The same plan as from a host that never saw c.
+    assert_eq!(p, plan_between(&two_entries(), &with_c(two_entries())));
+}
+
+#[test]
+fn a_revision_left_in_doubt_leaves_nothing_of_itself_running() {
+    // c may have been started; the revision wanted has no c: it is stopped (a stop of a
+    // profile that does not run is harmless), where from `two_entries` alone nothing is
+    // to be done.
+    let p = plan_in_doubt(&two_entries(), &[with_c(two_entries())], &two_entries());
+    let a = actions(&p);
+    assert_eq!(a[..2], [stop("c-egress"), stop("c-ingress")], "{p}");
+    assert!(a.contains(&Action::ReloadXml), "{p}");
+    assert!(plan_between(&two_entries(), &two_entries()).is_empty());
+}
+
+#[test]
+fn a_profile_that_may_run_elsewhere_is_stopped_then_started() {
+    // Moved to 5062 by an apply cut short: a restart would fail where it was stopped,
+    // a start would not move it where it moved.
+    let mut moved = two_entries();
+    moved["sip_profiles"]["a"]["ingress_sip_port"] = json!(5062);
+    let p = plan_in_doubt(&two_entries(), &[moved], &two_entries());
+    let a = actions(&p);
+    // Its egress port follows the ingress port.
+    assert_eq!(a[..2], [stop("a-egress"), stop("a-ingress")], "{p}");
+    assert!(a.contains(&start("a-ingress", "192.0.2.10:5060")), "{p}");
+    assert!(a.contains(&confirm("a-ingress", "192.0.2.10:5060")), "{p}");
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::RestartProfile { .. })),
+        "{p}"
+    );
 }

@@ -2,13 +2,17 @@
 //! ports and names, so that pairs share, swap and collide): (a) the plan is the least one
 //! in the spec's table, and (b) carried out on the FreeSWITCH model (`fs_model`, derived
 //! from the recorded transcripts) it reaches the state a fresh start on the new files
-//! would have; and no state-changing step of it can be left out.
+//! would have; and no state-changing step of it can be left out. And (c): after applies
+//! cut short at any step, the plan from every state they may have left reaches the
+//! revision wanted, with no refusal and no call left refused.
 
 mod common;
 
 use ccnq_freeswitch::fs_model::ModelFreeswitch;
 use ccnq_freeswitch::render::VOLUME_DIR;
-use ccnq_freeswitch::{plan, Action, Plan, Rendering, Snapshot};
+use ccnq_freeswitch::{
+    plan, plan_from, Action, InForce, Plan, Rendering, Snapshot, Target, FREESWITCH_UNIT,
+};
 use ccnq_model::Host;
 use common::{host, rendering, FQDN};
 use proptest::prelude::*;
@@ -150,6 +154,55 @@ fn pair() -> impl Strategy<Value = (Value, Value)> {
                 .map(|(((o, x), m), a)| if *m < rate / 4 { x % a } else { *o })
                 .collect();
             (document(&old), document(&new))
+        })
+}
+
+/// The slots of a document changed at a rate drawn per change (so nearly equal
+/// neighbours are common).
+fn change(old: &[u32], other: &[u32], mask: &[u32], rate: u32) -> Vec<u32> {
+    old.iter()
+        .zip(other)
+        .zip(mask)
+        .zip(slot_arity())
+        .map(|(((o, x), m), a)| if *m < rate / 4 { x % a } else { *o })
+        .collect()
+}
+
+/// A walk through revisions: the one applied, then 1 or 2 whose applies were cut short
+/// (each a change of the one before), and the one wanted: a change of the last, or that
+/// last one again (the interrupted revision carried out once more). With, for each
+/// apply cut short, after how many of its steps.
+fn walk() -> impl Strategy<Value = (Vec<Value>, Vec<usize>)> {
+    let n = slot_arity().len();
+    let step = (
+        proptest::collection::vec(any::<u32>(), n),
+        proptest::collection::vec(0..100u32, n),
+        0..100u32,
+    );
+    (
+        proptest::collection::vec(any::<u32>(), n),
+        proptest::collection::vec(step, 3),
+        1..=2usize,
+        any::<bool>(),
+        proptest::collection::vec(any::<usize>(), 2),
+    )
+        .prop_map(|(first, steps, doubts, again, cuts)| {
+            let arity = slot_arity();
+            let mut slots = vec![first
+                .iter()
+                .zip(&arity)
+                .map(|(v, a)| v % a)
+                .collect::<Vec<u32>>()];
+            for (other, mask, rate) in steps.iter().take(doubts + 1) {
+                let next = change(slots.last().unwrap(), other, mask, *rate);
+                slots.push(next);
+            }
+            if again {
+                // The wanted revision is the last one in doubt.
+                slots.pop();
+                slots.push(slots.last().unwrap().clone());
+            }
+            (slots.iter().map(|s| document(s)).collect(), cuts)
         })
 }
 
@@ -362,6 +415,52 @@ proptest! {
         prop_assert_eq!(fs, ModelFreeswitch::expected(&c.new_r));
     }
 
+    /// (c): applies cut short after any number of their steps (each planned from the
+    /// states before it, as the daemon does), then the plan from all of them: carried
+    /// out on the model from wherever the cut applies left it, it reaches the revision
+    /// wanted, no step refused (a stop of a profile that is not running is no refusal:
+    /// the applier takes `Invalid Profile` for done), no call left refused.
+    #[test]
+    fn plans_from_applies_cut_short_reach_the_wanted_state((docs, cuts) in walk()) {
+        let hosts: Vec<Host> = docs.iter().map(host).collect();
+        let renderings: Vec<Rendering> = hosts.iter().map(rendering).collect();
+        let snaps: Vec<Snapshot> = hosts
+            .iter()
+            .zip(&renderings)
+            .map(|(host, rendering)| Snapshot { host, rendering })
+            .collect();
+        let target = Target { files_dir: Path::new(VOLUME_DIR), unit: FREESWITCH_UNIT };
+        let plan_to = |i: usize| plan_from(
+            InForce { applied: Some(snaps[0]), in_doubt: &snaps[1..i] },
+            snaps[i],
+            target,
+        );
+        let wanted = snaps.len() - 1;
+        let mut fs = ModelFreeswitch::expected(&renderings[0]);
+        let mut history = String::new();
+        for i in 1..wanted {
+            let p = plan_to(i);
+            let cut = cuts[i - 1] % (p.steps.len() + 1);
+            history += &format!("apply {i} cut after {cut} step(s) of:\n{p}");
+            for a in p.actions().take(cut) {
+                run(&mut fs, a, &renderings[i].tree)
+                    .map_err(|e| TestCaseError::fail(format!("{history}refused {a:?}: {e}")))?;
+            }
+        }
+        let p = plan_to(wanted);
+        history += &format!("then:\n{p}");
+        for a in p.actions() {
+            run(&mut fs, a, &renderings[wanted].tree)
+                .map_err(|e| TestCaseError::fail(format!("{history}refused {a:?}: {e}")))?;
+        }
+        prop_assert_eq!(&fs, &ModelFreeswitch::expected(&renderings[wanted]), "{}", history);
+        // Nothing in doubt left a trace: the same plan as from the revision applied when
+        // every one in doubt renders as it does.
+        if renderings[1..wanted].iter().all(|r| *r == renderings[0]) {
+            prop_assert_eq!(p, plan(Some(snaps[0]), snaps[wanted], Path::new(VOLUME_DIR)));
+        }
+    }
+
     /// The core database is the image's business (`switch.conf` in the skeleton): no
     /// rendering configures it. FreeSWITCH 1.11 reads a `core-db-name` of `:memory:` as an
     /// ODBC DSN and fails (`ODBC NOT AVAILABLE`); left alone it is the sqlite file under
@@ -376,6 +475,22 @@ proptest! {
                 "{} configures the core database:\n{}", path, text
             );
         }
+    }
+}
+
+/// One action on the model as the applier carries it out: a stop of a profile that is
+/// not running is done (`Invalid Profile` is taken for success).
+fn run(
+    fs: &mut ModelFreeswitch,
+    a: &Action,
+    tree: &ccnq_freeswitch::RenderedTree,
+) -> Result<(), ccnq_freeswitch::fs_model::ModelError> {
+    match (fs.apply(a, tree), a) {
+        (
+            Err(ccnq_freeswitch::fs_model::ModelError::InvalidProfile(_)),
+            Action::StopProfile { .. },
+        ) => Ok(()),
+        (r, _) => r,
     }
 }
 
