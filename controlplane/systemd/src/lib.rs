@@ -30,7 +30,28 @@ use manager::{ManagerProxy, DESTINATION, SERVICE_INTERFACE, UNIT_INTERFACE};
 
 /// Default limit for one operation, call and job together. Longer than systemd's
 /// default start timeout (90 s) so that systemd, which knows the unit, decides first.
+/// A service whose own timeouts are longer gets those (see [`job_limit`]).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a job may take beyond the unit's own timeouts before we stop waiting: the
+/// D-Bus round trips and systemd's bookkeeping.
+const JOB_MARGIN: Duration = Duration::from_secs(30);
+
+/// How long to wait for a job on a service whose `TimeoutStartUSec` and
+/// `TimeoutStopUSec` are `start_us` and `stop_us` (systemd's µs, `u64::MAX` for
+/// infinity): at least `default`, and long enough for systemd itself to decide, so that
+/// a slow start (FreeSWITCH under emulation: its unit allows 180 s) ends with systemd's
+/// verdict, not with ours. An infinite timeout cannot be waited for: `default` then.
+pub fn job_limit(operation: &str, default: Duration, start_us: u64, stop_us: u64) -> Duration {
+    let finite = |us: u64| (us != u64::MAX).then(|| Duration::from_micros(us));
+    let unit = match operation {
+        "start" => finite(start_us),
+        "stop" => finite(stop_us),
+        "restart" => finite(start_us).zip(finite(stop_us)).map(|(a, b)| a + b),
+        _ => None,
+    };
+    unit.map_or(default, |u| default.max(u + JOB_MARGIN))
+}
 
 /// Signals queued per stream before zbus drops the oldest; generous, because a lost
 /// JobRemoved would leave a caller waiting until its timeout.
@@ -153,20 +174,44 @@ impl Systemd {
 
     pub async fn start(&self, unit: &str) -> Result<JobResult> {
         validate_unit_name(unit)?;
+        let limit = self.job_timeout("start", unit).await;
         let call = self.manager.start_unit(unit, MODE);
-        self.jobs.run("start", unit, self.timeout, call).await
+        self.jobs.run("start", unit, limit, call).await
     }
 
     pub async fn stop(&self, unit: &str) -> Result<JobResult> {
         validate_unit_name(unit)?;
+        let limit = self.job_timeout("stop", unit).await;
         let call = self.manager.stop_unit(unit, MODE);
-        self.jobs.run("stop", unit, self.timeout, call).await
+        self.jobs.run("stop", unit, limit, call).await
     }
 
     pub async fn restart(&self, unit: &str) -> Result<JobResult> {
         validate_unit_name(unit)?;
+        let limit = self.job_timeout("restart", unit).await;
         let call = self.manager.restart_unit(unit, MODE);
-        self.jobs.run("restart", unit, self.timeout, call).await
+        self.jobs.run("restart", unit, limit, call).await
+    }
+
+    /// The wait for one job on `unit` ([`job_limit`] from the service's own timeouts).
+    /// Anything that cannot be read (not a service, not loaded) leaves the default.
+    async fn job_timeout(&self, operation: &str, unit: &str) -> Duration {
+        if !unit.ends_with(".service") {
+            return self.timeout;
+        }
+        let read = async {
+            let proxy = self.unit_properties(unit).await.ok()?;
+            let props: HashMap<String, OwnedValue> = proxy
+                .get_all(InterfaceName::from_static_str_unchecked(SERVICE_INTERFACE))
+                .await
+                .ok()?;
+            let us = |name: &str| props.get(name).and_then(|v| u64::try_from(v).ok());
+            Some((us("TimeoutStartUSec")?, us("TimeoutStopUSec")?))
+        };
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(Some((start, stop))) => job_limit(operation, self.timeout, start, stop),
+            _ => self.timeout,
+        }
     }
 
     /// Reloads the unit's configuration (ExecReload=). systemd refuses units without
@@ -332,5 +377,25 @@ impl Systemd {
                 after: self.timeout,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_slower_than_the_default_gets_its_own_timeouts_and_a_margin() {
+        let d = Duration::from_secs(120);
+        let s180 = 180_000_000;
+        let s60 = 60_000_000;
+        assert_eq!(job_limit("start", d, s180, s60), Duration::from_secs(210));
+        assert_eq!(job_limit("stop", d, s180, s60), d);
+        assert_eq!(job_limit("restart", d, s180, s60), Duration::from_secs(270));
+        // Faster units keep the default; infinity cannot be waited for.
+        assert_eq!(job_limit("start", d, 10_000_000, 10_000_000), d);
+        assert_eq!(job_limit("start", d, u64::MAX, s60), d);
+        assert_eq!(job_limit("restart", d, s180, u64::MAX), d);
+        assert_eq!(job_limit("reload", d, s180, s60), d);
     }
 }

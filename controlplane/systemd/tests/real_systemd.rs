@@ -370,3 +370,26 @@ async fn the_test_double_has_the_real_managers_signatures() {
         );
     }
 }
+
+/// A service slower to start than the client's own limit, within its TimeoutStartSec:
+/// the start waits for systemd's verdict (`done`), as FreeSWITCH's start under emulation
+/// needs (a fixed 120 s gave up on a start its unit allowed 180 s for).
+#[tokio::test]
+async fn a_start_slower_than_the_client_limit_but_within_the_unit_timeout_is_done() {
+    let c = container();
+    c.install(&[(
+        "t-slowstart.service".to_owned(),
+        "[Unit]\nDescription=ccnq test: starts in 4 s\n[Service]\nType=exec\n\
+         ExecStartPre=/bin/sleep 4\nExecStart=/bin/sleep infinity\nTimeoutStartSec=20\n"
+            .to_owned(),
+    )]);
+    let sd = c
+        .connect()
+        .await
+        .with_timeout(std::time::Duration::from_secs(2));
+    sd.daemon_reload().await.unwrap();
+    let u = "t-slowstart.service";
+    assert_eq!(sd.start(u).await.unwrap(), JobResult::Done);
+    assert_eq!(sd.restart(u).await.unwrap(), JobResult::Done);
+    assert_eq!(sd.stop(u).await.unwrap(), JobResult::Done);
+}
