@@ -81,3 +81,44 @@ qa_keepalive_ns() {
     curl -sSf -X POST -w '%{time_total}\n' "$@" "${urls[@]}" | tail -n +2 |
         awk '{printf "%.0f\n", $1 * 1000000000}'
 }
+
+# qa_central_couch DIR FQDN: the central database of the VM harnesses, a real CouchDB
+# 3.4.3 on this machine's loopback (qa/couchdb/couchdb-server), with the `provisioning`
+# database and FQDN's own user there: a member of the database, not an admin, as a host
+# logs in on a real site. Sets QA_COUCH_PID (kill it to stop CouchDB), QA_COUCH_URL,
+# QA_COUCH_PORT, QA_COUCH_ADMIN, QA_COUCH_PASSWORD and QA_HOST_PASSWORD. Logs in DIR.
+qa_central_couch() {
+    local dir=$1 fqdn=$2 root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    QA_COUCH_PID=$("$root/qa/couchdb/couchdb-server" "$dir/couch.line" vm-central 2>"$dir/couch.err") || {
+        echo "qa_central_couch: CouchDB did not start: $(tail -3 "$dir/couch.err" | tr '\n' ' ')" >&2
+        return 1
+    }
+    read -r QA_COUCH_URL QA_COUCH_ADMIN QA_COUCH_PASSWORD <"$dir/couch.line"
+    QA_COUCH_PORT=${QA_COUCH_URL##*:}
+    QA_HOST_PASSWORD=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+    qa_central -X PUT "$QA_COUCH_URL/provisioning" >"$dir/setup.log" &&
+    qa_central -X PUT "$QA_COUCH_URL/_users/org.couchdb.user:$fqdn" \
+        -d "{\"name\": \"$fqdn\", \"password\": \"$QA_HOST_PASSWORD\", \"roles\": [\"hosts\"], \"type\": \"user\"}" >>"$dir/setup.log" &&
+    qa_central -X PUT "$QA_COUCH_URL/provisioning/_security" \
+        -d '{"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": ["hosts"]}}' >>"$dir/setup.log" ||
+        { echo "qa_central_couch: setting up the database failed: $(cat "$dir/setup.log")" >&2; return 1; }
+}
+
+# qa_central CURL-ARGS...: curl against the central CouchDB as its admin, JSON bodies.
+qa_central() {
+    curl -sS --max-time 20 -u "$QA_COUCH_ADMIN:$QA_COUCH_PASSWORD" -H 'Content-Type: application/json' "$@"
+}
+
+# qa_host_doc FQDN VERSION: the QA appliance's host document (stdout): one profile `qa`
+# on the guest's address under qemu's user network (10.0.2.15:5200, egress 15200),
+# handing calls to the QA image's answering context, at the image's own version. Its
+# ingress_acl admits only 192.0.2.1: the callers the harnesses forward (seen as 10.0.2.2)
+# are refused until a change lists them.
+qa_host_doc() {
+    jq -n --arg fqdn "$1" --arg v "$2" '{
+        _id: ("host:" + $fqdn), type: "host", host: $fqdn, image: {version: $v},
+        interfaces: {primary: {ipv4: "10.0.2.15"}}, sip_domain_name: "qa.example.net",
+        sip_profiles: {qa: {ingress_sip_ip: "10.0.2.15", ingress_sip_port: 5200,
+                            ingress_acl: ["192.0.2.1/32"], handler: {context: "qa-answer"}}}}'
+}
