@@ -4,6 +4,11 @@
 //! whose bind then fails, `restart` and `stop` are refused within 10 s of a profile's
 //! start. The rules (spec "What a change must cost"):
 //!
+//! - What runs is recorded around the steps, not with the files: the revision is in
+//!   doubt ([`FileStore::begin`]) before the first step is sent, and applied
+//!   ([`FileStore::confirm`]) only once the last one succeeded, so a daemon killed
+//!   half-way knows, when it starts again, that this revision may be partly in force and
+//!   plans from that.
 //! - Files: the whole new tree is installed as one generation ([`FileStore::install`], an
 //!   atomic swap), whatever the plan's file list (that list is for operators).
 //! - `reloadxml` succeeds only on `+OK [Success]`. On **any** failure the files go back
@@ -292,9 +297,21 @@ impl<S: Services> Applier<S> {
         &self.options
     }
 
-    /// Carries `plan` (from the running configuration to `new`) out. `document` and `rev`
-    /// are recorded with the files so that [`FileStore::current`] can tell, later, which
-    /// document runs. `progress` is called while the apply waits (drain, profile age).
+    /// Records `document` (revision `rev`) as applied without a step: for a plan that is
+    /// empty because it renders as what runs. Nothing is written when it is already the
+    /// revision applied and nothing is in doubt.
+    pub fn confirm_unchanged(&mut self, document: &Value, rev: &str) -> Result<(), FilesError> {
+        let same = self.store.applied().is_some_and(|a| a.rev == rev);
+        if same && self.store.in_doubt().is_empty() {
+            return Ok(());
+        }
+        self.store.confirm(document, rev)
+    }
+
+    /// Carries `plan` (from what may be running to `new`) out. `rev` is in doubt from
+    /// before the first step and, once the last one succeeded, `document` is recorded as
+    /// applied ([`FileStore::applied`]): what a restarted daemon plans from. `progress` is
+    /// called while the apply waits (drain, profile age).
     pub async fn apply(
         &mut self,
         plan: &Plan,
@@ -304,6 +321,12 @@ impl<S: Services> Applier<S> {
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> ApplyReport {
         if plan.is_empty() {
+            // Nothing to send, but the revision is the one applied from now on.
+            if let Err(e) = self.confirm_unchanged(document, rev) {
+                log::error!(
+                    "rev {rev} renders as what runs, but it cannot be recorded as applied: {e}"
+                );
+            }
             return ApplyReport {
                 outcome: Outcome::Ok,
                 actions: Vec::new(),
@@ -339,6 +362,20 @@ impl<S: Services> Applier<S> {
                 };
             }
         };
+        // Durable before anything is sent: from the first step on, this revision may be
+        // partly in force, and a restarted daemon must plan from that.
+        if let Err(e) = run.store.begin(document, rev) {
+            let reason = format!("cannot record that rev {rev} is being applied: {e}");
+            log::error!("apply of rev {rev} not started: {reason}");
+            return ApplyReport {
+                outcome: Outcome::Failed {
+                    step: 0,
+                    action: plan.steps[0].description.clone(),
+                    reason,
+                },
+                actions: Vec::new(),
+            };
+        }
         let mut outcome = Outcome::Ok;
         for (i, step) in plan.steps.iter().enumerate() {
             if let Err(reason) = run.step(i, step, new, document, rev).await {
@@ -353,6 +390,9 @@ impl<S: Services> Applier<S> {
             }
         }
         run.resume_if_paused().await;
+        if outcome == Outcome::Ok {
+            run.record_applied(document, rev);
+        }
         log::info!(
             "apply of rev {rev}: {} in {} ms ({} actions)",
             match &outcome {
@@ -895,6 +935,28 @@ impl<S: Services> Run<'_, S> {
             Ok(())
         } else {
             Err(reply)
+        }
+    }
+
+    /// After every step succeeded: the revision is the one applied. FreeSWITCH runs it
+    /// whether or not this can be recorded; if it cannot, the records say so and the
+    /// revision stays in doubt, so a restarted daemon carries it out again (planned from
+    /// every state in doubt: no harm done).
+    fn record_applied(&mut self, document: &Value, rev: &str) {
+        let started = Instant::now();
+        if let Err(e) = self.store.confirm(document, rev) {
+            log::error!("rev {rev} applied, but it cannot be recorded as applied: {e}");
+            self.record(ActionRecord {
+                step: None,
+                description: format!("record rev {rev} as applied"),
+                command: None,
+                reply: Some(e.to_string()),
+                ok: false,
+                duration_ms: millis(started),
+                note: Some(
+                    "FreeSWITCH runs it, but a restarted ccnqd will carry it out again".into(),
+                ),
+            });
         }
     }
 

@@ -6,25 +6,47 @@
 //!
 //! ```text
 //! <data_dir>/freeswitch          -> freeswitch.gen/7      (relative link)
-//! <data_dir>/freeswitch.gen/6/    previous set, kept for rollback
+//! <data_dir>/freeswitch.gen/6/    last good set, kept for rollback
 //! <data_dir>/freeswitch.gen/6.json
 //! <data_dir>/freeswitch.gen/7/    current set: the rendered tree, 0755 dirs, 0644 files
-//! <data_dir>/freeswitch.gen/7.json  its manifest: the host document, its revision and
-//!                                   each file's SHA-256 (0600: only ccnqd reads it)
+//! <data_dir>/freeswitch.gen/7.json  its manifest: the host document it was rendered
+//!                                   from, its revision and each file's SHA-256
+//! <data_dir>/freeswitch.gen/state.json  what runs: the last good generation, the
+//!                                   revision applied, the revisions in doubt
 //! ```
+//! (manifests and the state are 0600: only ccnqd reads them.)
 //!
 //! A generation is complete once its manifest exists: the tree is written and made
 //! durable first, then the manifest, and only then is a new link renamed over
 //! `<data_dir>/freeswitch` (one `rename`, atomic). A `kill -9` or a power cut at any point
 //! therefore leaves the link on the old or on the new complete set, and [`FileStore::open`]
 //! removes whatever half-written generation is left, and every generation but the current
-//! one and the one before it.
+//! one and the last good one.
 //!
-//! The manifest is what lets the daemon know, after a restart, which document runs. A set
-//! whose document is unknown (migrated from the older layout, where `<data_dir>/freeswitch`
-//! was a plain directory, or a failed first apply with nothing to roll back to) is kept
-//! and included by FreeSWITCH, but [`FileStore::current`] reports nothing known for it, so
-//! the planner treats the host as never applied.
+//! Installed is not applied. Files are installed half-way through an apply: stops (and a
+//! drain) come before, the commands that make FreeSWITCH read them after, and any of
+//! these may be cut short by a `kill -9` or fail. So what runs is recorded apart from the
+//! files, in `state.json`, written whole through a rename, made durable before the call
+//! returns, at two points of an apply:
+//!
+//! - [`FileStore::begin`], before its first step: the revision joins the revisions *in
+//!   doubt* (any part of it may be in force from now on);
+//! - [`FileStore::confirm`], after its last step succeeded: it becomes the revision
+//!   *applied*, its generation the *good* one (what a later failure rolls back to), and
+//!   nothing is in doubt any more.
+//!
+//! A failed apply rolls the files back to the good generation and leaves its revision in
+//! doubt (the rollback reloads the files; it does not undo the profiles it started or
+//! stopped). A restarted daemon plans from the revision applied and every revision in
+//! doubt ([`ccnq_freeswitch::plan_from`]): the interrupted revision is carried out again
+//! from the last known state, and one left behind leaves nothing of itself running.
+//!
+//! A generation whose document is unknown (migrated from the older layout, where
+//! `<data_dir>/freeswitch` was a plain directory, or a failed first apply with nothing to
+//! roll back to) is kept and included by FreeSWITCH, but [`FileStore::current`] reports
+//! nothing known for it. A store without `state.json` (made by a daemon that recorded the
+//! document with the files) is taken to run the current generation's document, as that
+//! daemon believed, and the state is written at once.
 
 use ccnq_freeswitch::RenderedTree;
 use nix::fcntl::{Flock, FlockArg};
@@ -36,6 +58,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The link FreeSWITCH includes from, under the data directory.
 pub const LINK_NAME: &str = "freeswitch";
@@ -69,6 +92,9 @@ const GROUP_DIR_MODE: u32 = 0o2750;
 const GROUP_FILE_MODE: u32 = 0o640;
 const MANIFEST_MODE: u32 = 0o600;
 const MANIFEST_FORMAT: u32 = 1;
+/// What runs, in the generations directory (see the module doc).
+pub const STATE_NAME: &str = "state.json";
+const STATE_FORMAT: u32 = 1;
 
 /// What went wrong with the files on the data volume.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +154,15 @@ pub enum FilesError {
         #[source]
         source: serde_json::Error,
     },
+    /// The record of what runs could not be read or written.
+    #[error("record of what runs {path}: {source}")]
+    State {
+        /// `state.json`.
+        path: PathBuf,
+        /// The parser's reason.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FilesError + 'a {
@@ -149,6 +184,61 @@ pub struct Installed {
     pub rev: String,
     /// The files, read back and checked against the manifest's hashes.
     pub tree: RenderedTree,
+    /// Whether it is the good generation: the files of the last apply that succeeded.
+    /// `false` for files an apply installed and did not see through (killed half-way).
+    pub confirmed: bool,
+}
+
+/// The revision last applied with success: what runs, as far as anyone knows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Its `_rev`.
+    pub rev: String,
+    /// The host document.
+    pub document: Value,
+    /// When its apply ended, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+impl Applied {
+    /// When its apply ended.
+    pub fn at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.at_ms)
+    }
+}
+
+/// A revision whose apply began after the one applied and never succeeded: any part of
+/// it may be in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InDoubt {
+    /// Its `_rev`.
+    pub rev: String,
+    /// The host document.
+    pub document: Value,
+}
+
+/// `state.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct State {
+    format: u32,
+    /// The generation the last apply that succeeded left linked (or migrated files):
+    /// what a failure rolls back to. `None`: there is none.
+    good: Option<u64>,
+    /// `None`: nothing known applied.
+    applied: Option<Applied>,
+    /// In the order they were last begun.
+    in_doubt: Vec<InDoubt>,
+}
+
+impl State {
+    fn empty() -> State {
+        State {
+            format: STATE_FORMAT,
+            good: None,
+            applied: None,
+            in_doubt: Vec::new(),
+        }
+    }
 }
 
 /// `<n>.json`: everything needed to check a generation and to know what it applies.
@@ -172,7 +262,8 @@ pub struct FileStore {
     data_dir: PathBuf,
     gen_dir: PathBuf,
     current: Option<u64>,
-    previous: Option<u64>,
+    /// As on disk.
+    state: State,
     next: u64,
     /// Directory and file modes of the generations.
     modes: (u32, u32),
@@ -183,7 +274,7 @@ impl FileStore {
     /// Opens the store under `data_dir` (which must exist): finishes or undoes whatever a
     /// crash interrupted, migrates a plain `<data_dir>/freeswitch` directory (older
     /// layout) into a generation, and removes every generation but the current and the
-    /// previous one.
+    /// good one.
     pub fn open(data_dir: &Path) -> Result<FileStore, FilesError> {
         let data_dir = data_dir.to_owned();
         let gen_dir = data_dir.join(GENERATIONS_DIR);
@@ -228,7 +319,7 @@ impl FileStore {
             data_dir,
             gen_dir,
             current: None,
-            previous: None,
+            state: State::empty(),
             next: 1,
             modes,
             _lock: lock,
@@ -252,14 +343,28 @@ impl FileStore {
         self.current
     }
 
-    /// The generation [`FileStore::rollback`] would go back to, if any.
+    /// The generation [`FileStore::rollback`] would go back to, if any: the good one,
+    /// when the link is elsewhere.
     pub fn previous_generation(&self) -> Option<u64> {
-        self.previous
+        self.state.good.filter(|g| Some(*g) != self.current)
+    }
+
+    /// The revision last applied with success (`None`: nothing known applied; plan from
+    /// nothing).
+    pub fn applied(&self) -> Option<&Applied> {
+        self.state.applied.as_ref()
+    }
+
+    /// The revisions whose applies began after [`FileStore::applied`] and never
+    /// succeeded, in the order they were last begun.
+    pub fn in_doubt(&self) -> &[InDoubt] {
+        &self.state.in_doubt
     }
 
     /// What FreeSWITCH includes now, read back through the link and checked against its
     /// manifest. `None` when nothing is installed or when the files in place come from an
-    /// unknown document (see the module doc): the planner must then assume nothing.
+    /// unknown document (see the module doc). Not necessarily what runs: see
+    /// [`Installed::confirmed`] and [`FileStore::applied`].
     pub fn current(&self) -> Result<Option<Installed>, FilesError> {
         let Some(generation) = self.link_target()? else {
             return Ok(None);
@@ -273,14 +378,16 @@ impl FileStore {
                 document,
                 rev,
                 tree,
+                confirmed: self.state.good == Some(generation),
             })),
             _ => Ok(None),
         }
     }
 
     /// Installs `tree` as a new generation and makes it the one FreeSWITCH includes, in one
-    /// atomic swap; the generation it replaces becomes the previous one (for
-    /// [`FileStore::rollback`]) and any older one is removed. Returns the new generation.
+    /// atomic swap; every generation but the good one (for [`FileStore::rollback`]) and
+    /// this one is removed. It does not make `document` applied: that is
+    /// [`FileStore::confirm`]'s, once the apply succeeded. Returns the new generation.
     pub fn install(
         &mut self,
         tree: &RenderedTree,
@@ -305,9 +412,7 @@ impl FileStore {
         };
         self.write_generation(n, tree.iter(), &manifest)?;
         self.swap_link(n)?;
-        let replaced = self.current;
         self.current = Some(n);
-        self.previous = replaced;
         self.prune()?;
         log::info!(
             "installed FreeSWITCH files generation {n} ({} files, rev {rev}) at {}",
@@ -317,23 +422,61 @@ impl FileStore {
         Ok(n)
     }
 
-    /// Points the link back at the previous generation and removes the current one (it
-    /// is the set that failed). Afterwards there is no previous generation until the next
-    /// install.
+    /// Records that an apply of `rev` begins: it joins the revisions in doubt (moved to
+    /// the end if it was there already), durably, before the apply's first step.
+    pub fn begin(&mut self, document: &Value, rev: &str) -> Result<(), FilesError> {
+        let mut state = self.state.clone();
+        state.in_doubt.retain(|d| d.rev != rev);
+        state.in_doubt.push(InDoubt {
+            rev: rev.to_owned(),
+            document: document.clone(),
+        });
+        if state != self.state {
+            self.write_state(&state)?;
+            self.state = state;
+        }
+        Ok(())
+    }
+
+    /// Records that the apply of `rev` succeeded: it is the revision applied, the linked
+    /// generation the good one, and nothing is in doubt any more (the plan it carried out
+    /// was made from every state in doubt). In one atomic write; then the generations no
+    /// longer needed go.
+    pub fn confirm(&mut self, document: &Value, rev: &str) -> Result<(), FilesError> {
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX));
+        let state = State {
+            format: STATE_FORMAT,
+            good: self.current,
+            applied: Some(Applied {
+                rev: rev.to_owned(),
+                document: document.clone(),
+                at_ms,
+            }),
+            in_doubt: Vec::new(),
+        };
+        self.write_state(&state)?;
+        self.state = state;
+        self.prune()
+    }
+
+    /// Points the link back at the good generation and removes the current one (it is
+    /// the set that failed). The revisions in doubt stay so: the rollback puts the files
+    /// back, not what the failed apply did to FreeSWITCH.
     pub fn rollback(&mut self) -> Result<(), FilesError> {
-        let Some(prev) = self.previous else {
+        let Some(good) = self.previous_generation() else {
             return Err(FilesError::NoPrevious);
         };
         let failed = self.current;
-        self.swap_link(prev)?;
-        self.current = Some(prev);
-        self.previous = None;
+        self.swap_link(good)?;
+        self.current = Some(good);
         if let Some(f) = failed {
             self.remove_generation(f)?;
             fsync_dir(&self.gen_dir)?;
         }
         log::info!(
-            "rolled FreeSWITCH files back from generation {} to {prev}",
+            "rolled FreeSWITCH files back from generation {} to {good}",
             failed.map_or("-".into(), |f| f.to_string())
         );
         Ok(())
@@ -360,6 +503,84 @@ impl FileStore {
 
     fn manifest_path(&self, n: u64) -> PathBuf {
         self.gen_dir.join(format!("{n}.json"))
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.gen_dir.join(STATE_NAME)
+    }
+
+    /// `None` when there is no `state.json` (a store made by an older daemon).
+    fn read_state(&self) -> Result<Option<State>, FilesError> {
+        let path = self.state_path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        let state: State = serde_json::from_slice(&bytes).map_err(|source| FilesError::State {
+            path: path.clone(),
+            source,
+        })?;
+        if state.format != STATE_FORMAT {
+            return Err(FilesError::Unexpected {
+                path,
+                what: format!(
+                    "format {} (this daemon reads format {STATE_FORMAT})",
+                    state.format
+                ),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// Writes `state.json` through a temporary name and a rename, durable before it
+    /// returns: an apply's first command must not be sent before it is on disk.
+    fn write_state(&self, state: &State) -> Result<(), FilesError> {
+        let path = self.state_path();
+        let tmp = self.gen_dir.join(format!("{STATE_NAME}{PARTIAL}"));
+        let bytes = serde_json::to_vec_pretty(state).map_err(|source| FilesError::State {
+            path: path.clone(),
+            source,
+        })?;
+        remove_any(&tmp)?;
+        write_file(&tmp, &bytes, MANIFEST_MODE)?;
+        rename(&tmp, &path)?;
+        fsync_dir(&self.gen_dir)
+    }
+
+    /// What a store without `state.json` runs: the current generation's document, as the
+    /// daemon that installed it believed (it recorded the document with the files and
+    /// could not tell an interrupted apply from one that succeeded).
+    fn state_of_older_layout(&self) -> Result<State, FilesError> {
+        let Some(c) = self.current else {
+            return Ok(State::empty());
+        };
+        let manifest = self.read_manifest(c)?;
+        let path = self.manifest_path(c);
+        let at_ms = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map_err(io_err("stat", &path))?
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX));
+        let applied = match (manifest.document, manifest.rev) {
+            (Some(document), Some(rev)) => Some(Applied {
+                rev,
+                document,
+                at_ms,
+            }),
+            _ => None,
+        };
+        log::info!(
+            "no {STATE_NAME} in {}: taking generation {c} for the good one, rev {} for applied",
+            self.gen_dir.display(),
+            applied.as_ref().map_or("(unknown)", |a| a.rev.as_str())
+        );
+        Ok(State {
+            format: STATE_FORMAT,
+            good: Some(c),
+            applied,
+            in_doubt: Vec::new(),
+        })
     }
 
     /// Reads where the link points: `Some(n)` for `freeswitch.gen/<n>`.
@@ -504,9 +725,9 @@ impl FileStore {
         remove_any(&self.gen_path(n))
     }
 
-    /// Removes every generation but the current and the previous one.
+    /// Removes every generation but the current and the good one.
     fn prune(&self) -> Result<(), FilesError> {
-        let keep = [self.current, self.previous];
+        let keep = [self.current, self.state.good];
         for n in self.scan()?.numbers {
             if !keep.contains(&Some(n)) {
                 self.remove_generation(n)?;
@@ -522,7 +743,7 @@ impl FileStore {
         for entry in entries {
             let entry = entry.map_err(io_err("list", &self.gen_dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
+            if name.starts_with('.') || name == STATE_NAME {
                 continue;
             }
             if name.ends_with(PARTIAL) {
@@ -549,7 +770,7 @@ impl FileStore {
     }
 
     /// Brings the data directory back to "link on a complete generation (or no link), at
-    /// most one previous generation, nothing partial".
+    /// most the good generation besides, nothing partial, a `state.json`".
     fn recover(&mut self) -> Result<(), FilesError> {
         // A temporary link, or the old-layout directory a swap left under that name.
         remove_any(&self.data_dir.join(LINK_TMP))?;
@@ -591,11 +812,24 @@ impl FileStore {
                 });
             }
         }
-        self.previous = self
-            .current
-            .and_then(|c| complete.iter().copied().filter(|n| *n < c).max());
+        let (mut state, write) = match self.read_state()? {
+            Some(state) => (state, false),
+            None => (self.state_of_older_layout()?, true),
+        };
+        let lost = state.good.filter(|g| !complete.contains(g));
+        if let Some(g) = lost {
+            log::warn!(
+                "generation {g}, the good one, is missing from {}: a failed apply cannot roll back until one succeeds",
+                self.gen_dir.display()
+            );
+            state.good = None;
+        }
+        if write || lost.is_some() {
+            self.write_state(&state)?;
+        }
+        self.state = state;
         for n in scan.numbers {
-            if Some(n) != self.current && Some(n) != self.previous {
+            if Some(n) != self.current && Some(n) != self.state.good {
                 self.remove_generation(n)?;
             }
         }
@@ -903,30 +1137,41 @@ mod tests {
     }
 
     #[test]
-    fn keeps_current_and_previous_only_and_rolls_back() {
+    fn keeps_the_current_and_the_good_generation_only_and_rolls_back_to_the_good_one() {
         let d = data_dir();
         let mut s = FileStore::open(d.path()).unwrap();
         let t1 = tree(&[("vars.xml", "1"), ("only-in-1.xml", "x")]);
         let t2 = tree(&[("vars.xml", "2")]);
         let t3 = tree(&[("vars.xml", "3"), ("dialplan/d.xml", "3")]);
         let g1 = s.install(&t1, &json!({"v": 1}), "1").unwrap();
+        s.confirm(&json!({"v": 1}), "1").unwrap();
+        // 2 installed and never confirmed (its apply cut short), then 3 over it.
         let g2 = s.install(&t2, &json!({"v": 2}), "2").unwrap();
         let g3 = s.install(&t3, &json!({"v": 3}), "3").unwrap();
         let g = d.path().join(GENERATIONS_DIR);
-        assert!(!g.join(g1.to_string()).exists());
-        assert!(!g.join(format!("{g1}.json")).exists());
-        assert!(g.join(g2.to_string()).exists());
-        assert_eq!(s.previous_generation(), Some(g2));
+        assert!(g.join(g1.to_string()).exists());
+        assert!(!g.join(g2.to_string()).exists());
+        assert!(!g.join(format!("{g2}.json")).exists());
+        assert_eq!(s.previous_generation(), Some(g1), "the good one, not 2");
 
         s.rollback().unwrap();
         let cur = s.current().unwrap().unwrap();
-        assert_eq!((cur.generation, cur.rev.as_str()), (g2, "2"));
-        assert_eq!(cur.tree, t2);
+        assert_eq!((cur.generation, cur.rev.as_str()), (g1, "1"));
+        assert!(cur.confirmed);
+        assert_eq!(cur.tree, t1);
         assert!(
             !g.join(g3.to_string()).exists(),
             "the failed set is removed"
         );
         assert!(matches!(s.rollback(), Err(FilesError::NoPrevious)));
+
+        // A success makes its set the good one; the one before is no longer kept.
+        let g4 = s.install(&t3, &json!({"v": 4}), "4").unwrap();
+        s.confirm(&json!({"v": 4}), "4").unwrap();
+        assert_eq!(s.previous_generation(), None);
+        assert!(!g.join(g1.to_string()).exists());
+        assert!(s.current().unwrap().unwrap().confirmed);
+        assert_eq!(s.current_generation(), Some(g4));
     }
 
     #[test]
@@ -936,13 +1181,108 @@ mod tests {
             let mut s = FileStore::open(d.path()).unwrap();
             s.install(&tree(&[("vars.xml", "1")]), &json!(1), "1")
                 .unwrap();
+            s.confirm(&json!(1), "1").unwrap();
             s.install(&tree(&[("vars.xml", "2")]), &json!(2), "2")
                 .unwrap();
+            s.confirm(&json!(2), "2").unwrap();
         }
         let mut s = FileStore::open(d.path()).unwrap();
         assert_eq!(s.current().unwrap().unwrap().rev, "2");
+        assert_eq!(s.applied().unwrap().rev, "2");
+        s.install(&tree(&[("vars.xml", "3")]), &json!(3), "3")
+            .unwrap();
         s.rollback().unwrap();
+        assert_eq!(s.current().unwrap().unwrap().rev, "2");
+    }
+
+    #[test]
+    fn installed_is_not_applied_until_confirmed() {
+        let d = data_dir();
+        let (doc1, doc2) = (json!({"v": 1}), json!({"v": 2}));
+        let g1 = {
+            let mut s = FileStore::open(d.path()).unwrap();
+            s.begin(&doc1, "1").unwrap();
+            let g1 = s.install(&tree(&[("vars.xml", "1")]), &doc1, "1").unwrap();
+            s.confirm(&doc1, "1").unwrap();
+            assert_eq!(s.in_doubt(), []);
+            // The apply of 2 installs its files, then the daemon is killed.
+            s.begin(&doc2, "2").unwrap();
+            s.install(&tree(&[("vars.xml", "2")]), &doc2, "2").unwrap();
+            g1
+        };
+        let mut s = FileStore::open(d.path()).unwrap();
+        let cur = s.current().unwrap().unwrap();
+        assert_eq!((cur.rev.as_str(), cur.confirmed), ("2", false));
+        let applied = s.applied().unwrap();
+        assert_eq!((applied.rev.as_str(), &applied.document), ("1", &doc1));
+        assert!(applied.at() > UNIX_EPOCH);
+        assert_eq!(
+            s.in_doubt(),
+            [InDoubt {
+                rev: "2".into(),
+                document: doc2.clone()
+            }]
+        );
+        assert_eq!(
+            s.previous_generation(),
+            Some(g1),
+            "rollback goes to 1's files"
+        );
+        // Carried out again, to the end this time.
+        s.begin(&doc2, "2").unwrap();
+        assert_eq!(s.in_doubt().len(), 1, "begun again, in doubt once");
+        s.confirm(&doc2, "2").unwrap();
+        drop(s);
+        let s = FileStore::open(d.path()).unwrap();
+        assert_eq!(s.applied().unwrap().rev, "2");
+        assert_eq!(s.in_doubt(), []);
+        assert!(s.current().unwrap().unwrap().confirmed);
+        assert_eq!(s.previous_generation(), None);
+    }
+
+    #[test]
+    fn a_failed_apply_rolls_back_and_stays_in_doubt_until_one_succeeds() {
+        let d = data_dir();
+        let mut s = FileStore::open(d.path()).unwrap();
+        s.install(&tree(&[("vars.xml", "1")]), &json!(1), "1")
+            .unwrap();
+        s.confirm(&json!(1), "1").unwrap();
+        for rev in ["2", "3", "2"] {
+            s.begin(&json!(rev), rev).unwrap();
+            s.install(&tree(&[("vars.xml", rev)]), &json!(rev), rev)
+                .unwrap();
+            s.rollback().unwrap();
+        }
         assert_eq!(s.current().unwrap().unwrap().rev, "1");
+        assert_eq!(s.applied().unwrap().rev, "1");
+        let revs: Vec<&str> = s.in_doubt().iter().map(|d| d.rev.as_str()).collect();
+        assert_eq!(revs, ["3", "2"], "in the order last begun, each once");
+        s.begin(&json!(4), "4").unwrap();
+        s.confirm(&json!(4), "4").unwrap();
+        assert_eq!(s.in_doubt(), []);
+        assert_eq!(s.applied().unwrap().rev, "4");
+    }
+
+    #[test]
+    fn a_store_without_a_state_runs_its_current_document_as_the_older_daemon_believed() {
+        let d = data_dir();
+        let g = {
+            let mut s = FileStore::open(d.path()).unwrap();
+            s.install(&tree(&[("vars.xml", "1")]), &json!(1), "1")
+                .unwrap()
+        };
+        let state = d.path().join(GENERATIONS_DIR).join(STATE_NAME);
+        fs::remove_file(&state).unwrap();
+        let s = FileStore::open(d.path()).unwrap();
+        assert_eq!(s.applied().unwrap().rev, "1");
+        assert_eq!(s.in_doubt(), []);
+        assert!(s.current().unwrap().unwrap().confirmed);
+        assert_eq!(s.current_generation(), Some(g));
+        assert_eq!(
+            fs::metadata(&state).unwrap().mode() & 0o7777,
+            0o600,
+            "written at once, private"
+        );
     }
 
     #[test]
@@ -965,11 +1305,12 @@ mod tests {
         }
         let g = d.path().join(GENERATIONS_DIR);
         // What a crash can leave: a tree being written, a tree without its manifest, a
-        // manifest being written, a link being made.
+        // manifest being written, a state being written, a link being made.
         fs::create_dir_all(g.join("7.partial/sip_profiles")).unwrap();
         fs::create_dir(g.join("8")).unwrap();
         fs::write(g.join("8/vars.xml"), "8").unwrap();
         fs::write(g.join("9.json.partial"), "{").unwrap();
+        fs::write(g.join(format!("{STATE_NAME}.partial")), "{").unwrap();
         std::os::unix::fs::symlink("freeswitch.gen/8", d.path().join(LINK_TMP)).unwrap();
         let s = FileStore::open(d.path()).unwrap();
         assert_eq!(s.current().unwrap().unwrap().rev, "1");
@@ -979,7 +1320,7 @@ mod tests {
             .filter(|n| !n.starts_with('.'))
             .collect();
         left.sort();
-        assert_eq!(left, ["1", "1.json"]);
+        assert_eq!(left, ["1", "1.json", STATE_NAME]);
         assert!(fs::symlink_metadata(d.path().join(LINK_TMP)).is_err());
         // Numbers seen are not reused.
         assert!(s.next > 8);

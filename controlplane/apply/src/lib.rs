@@ -17,4 +17,4 @@ pub use applier::{
     step_number, ActionRecord, Applier, ApplyOptions, ApplyReport, Outcome, Progress, Services,
 };
 pub use drain::{drain, resume, DrainError, DrainOutcome};
-pub use files::{FileStore, FilesError, Installed};
+pub use files::{Applied, FileStore, FilesError, InDoubt, Installed};

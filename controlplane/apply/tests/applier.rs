@@ -225,6 +225,7 @@ async fn real(name: &str, n: u8, setup: Setup) -> Fixture {
     store
         .install(&rendering(&doc).tree, &doc, "1-a")
         .expect("install the base");
+    store.confirm(&doc, "1-a").expect("the base applied");
     let fs = Freeswitch::install(c, name, &data_dir, "ClueCon");
     let systemd = c.connect().await;
     systemd.daemon_reload().await.expect("daemon-reload");
@@ -267,6 +268,7 @@ async fn with_the_double(name: &str, setup: Setup) -> Fixture {
     store
         .install(&rendering(&doc).tree, &doc, "1-a")
         .expect("install the base");
+    store.confirm(&doc, "1-a").expect("the base applied");
     let peer = Arc::new(
         Peer::start(PeerConfig {
             conf_dir: Some(data_dir.join("freeswitch")),
@@ -360,6 +362,15 @@ impl Fixture {
 
     fn installed_rev(&self) -> String {
         self.applier.store().current().unwrap().unwrap().rev
+    }
+
+    /// What the store says runs: the revision applied, and those in doubt.
+    fn applied_and_in_doubt(&self) -> (String, Vec<String>) {
+        let store = self.applier.store();
+        (
+            store.applied().expect("a revision applied").rev.clone(),
+            store.in_doubt().iter().map(|d| d.rev.clone()).collect(),
+        )
     }
 
     fn installed_tree(&self) -> RenderedTree {
@@ -461,6 +472,9 @@ async fn an_acl_only_change_costs_reloadxml_then_reloadacl() {
     assert!(f.jobs.lock().unwrap().is_empty());
     assert_eq!(f.installed_rev(), "2-b");
     assert_eq!(f.installed_tree(), rendering(&new).tree);
+    // Recorded as applied once its last step succeeded; nothing left in doubt.
+    assert_eq!(f.applied_and_in_doubt(), ("2-b".into(), vec![]));
+    assert!(f.applier.store().current().unwrap().unwrap().confirmed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,6 +691,13 @@ async fn a_bind_failure_fails_rolls_the_files_back_and_reloads_them() {
     assert_eq!(rollback[1].reply.as_deref(), Some("+OK [Success]"));
     assert_eq!(rollback[2].reply.as_deref(), Some("+OK acl reloaded"));
     assert_eq!(f.installed_rev(), "1-a");
+    // Not applied; in doubt, since what it started may still run.
+    let (applied, in_doubt) = f.applied_and_in_doubt();
+    assert_eq!(
+        (applied.as_str(), in_doubt.len()),
+        ("1-a", 1),
+        "{in_doubt:?}"
+    );
     assert_eq!(f.installed_tree(), rendering(&f.base).tree);
     assert!(!f
         .data_dir
