@@ -221,6 +221,11 @@ pub struct PlanPreview {
     /// The revision in force, the plan's starting point (`None`: nothing known applied;
     /// the plan then replaces everything).
     pub from_rev: Option<String>,
+    /// The revisions whose applies began after `from_rev` and never succeeded (the daemon
+    /// killed half-way, or FreeSWITCH refusing a step), in the order they were last
+    /// tried: any part of each may be in force, so the plan starts from all of them.
+    #[serde(default)]
+    pub in_doubt: Vec<String>,
     /// The previewed document's `_rev`, if it has one.
     pub to_rev: Option<String>,
     /// Whether the document would be applied at all.

@@ -879,7 +879,7 @@ impl<S: Services> Run<'_, S> {
     async fn systemd(&mut self, i: usize, step: &Step) -> Result<(), String> {
         let job = step.action.systemd().expect("a systemd action");
         let unit = self.options.unit.clone();
-        let verb = format!("{job:?}").to_lowercase();
+        let verb = job.verb();
         let started = Instant::now();
         let result = self.services.job(&unit, job).await;
         let (mut ok, mut reply) = match &result {

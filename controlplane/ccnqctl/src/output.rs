@@ -140,6 +140,12 @@ pub fn plan(p: &PlanPreview) -> String {
     ]);
     if p.from_rev.is_none() {
         out.push_str("(nothing known applied: the plan replaces everything)\n");
+    } else if !p.in_doubt.is_empty() {
+        out.push_str(&format!(
+            "(in doubt: {}; an apply of each began and did not succeed, any part of it may \
+             be in force: the plan starts from all of them)\n",
+            p.in_doubt.join(", ")
+        ));
     }
     out.push('\n');
     if !p.valid {

@@ -1,48 +1,140 @@
 //! FreeSWITCH as the reconcile loop sees it: renders a validated host, plans the least
 //! change from what runs, and has `ccnq-apply` carry the plan out.
 //!
-//! What runs is known from the file store (`ccnq_apply::FileStore` keeps the applied
-//! document beside each generation of files), so after a restart the plan is computed
-//! from the real previous state, and a document equal to it costs nothing. The same
-//! state backs the plan preview of the local API ([`preview`]), which must show exactly
-//! what an apply would do.
+//! What runs is known from the file store (`ccnq_apply::FileStore` records the revision
+//! applied once its apply succeeded, and the revisions in doubt: begun, never seen
+//! through), so after a restart the plan is computed from the real previous state: a
+//! document equal to it costs nothing, and a revision whose apply was cut short is
+//! carried out again from the last one applied and every one in doubt
+//! ([`ccnq_freeswitch::plan_from`]). The same state ([`InForce`]) backs the plan preview
+//! of the local API ([`preview`]), which must show exactly what an apply would do.
 
 use crate::reconcile::report::{error_notes, warning_notes};
 use crate::reconcile::{Apply, Outcome, Progress, Wanted};
 use ccnq_api::{FieldNote, PlanCost, PlanPreview, PlanStep};
-use ccnq_apply::{Applier, ApplyReport, Services};
-use ccnq_freeswitch::{plan, render, Plan, Rendering, Secrets, Snapshot, SystemdJob};
+use ccnq_apply::{Applier, ApplyReport, FileStore, Services};
+use ccnq_freeswitch::{plan_from, render, Plan, Rendering, Secrets, Snapshot, SystemdJob, Target};
 use ccnq_model::Validated;
 use serde_json::Value;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use tokio::sync::OnceCell;
 
-/// The configuration in force: its revision, its model and its rendering.
+/// A revision as the planner needs it: its model and its rendering.
 pub struct Running {
     pub rev: String,
     pub validated: Validated,
     pub rendering: Rendering,
 }
 
-/// Shared with the API, which previews plans from it.
-pub type SharedRunning = Arc<RwLock<Option<Running>>>;
+impl Running {
+    fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            host: &self.validated.host,
+            rendering: &self.rendering,
+        }
+    }
+}
 
-/// Rebuilds what runs from the stored document. `None` when nothing is stored, or when
-/// the stored document no longer validates or renders (a newer daemon with stricter
-/// rules): the next apply then starts from "unknown", which replaces everything.
-pub fn running_from(
-    document: Value,
-    rev: String,
-    fqdn: &str,
-    secrets: &Secrets,
-) -> Option<Running> {
+/// What FreeSWITCH may be running: the revision last applied with success (`None`:
+/// nothing known applied) and the revisions in doubt, as the file store records them.
+#[derive(Default)]
+pub struct InForce {
+    pub applied: Option<Running>,
+    pub in_doubt: Vec<Running>,
+}
+
+impl InForce {
+    /// Reads what the store records. A revision that no longer validates or renders (a
+    /// newer daemon with stricter rules) cannot be planned from: if it is the one applied
+    /// or one in doubt, nothing is known, and the next apply replaces everything.
+    pub fn from_store(store: &FileStore, fqdn: &str, secrets: &Secrets) -> InForce {
+        let Some(applied) = store.applied() else {
+            return InForce::default();
+        };
+        let mut known = InForce {
+            applied: running_from(applied.document.clone(), applied.rev.clone(), fqdn, secrets),
+            in_doubt: Vec::new(),
+        };
+        if known.applied.is_none() {
+            log::warn!(
+                "rev {} is the one applied and cannot be planned from: the next apply replaces everything",
+                applied.rev
+            );
+        }
+        known.in_doubt_from(store, fqdn, secrets, |_| None);
+        known
+    }
+
+    /// Takes the revisions in doubt from `store`, reusing what `reuse` (then this value)
+    /// already rendered.
+    fn in_doubt_from(
+        &mut self,
+        store: &FileStore,
+        fqdn: &str,
+        secrets: &Secrets,
+        mut reuse: impl FnMut(&str) -> Option<Running>,
+    ) {
+        let mut before = std::mem::take(&mut self.in_doubt);
+        for d in store.in_doubt() {
+            let known = reuse(&d.rev).or_else(|| {
+                let at = before.iter().position(|r| r.rev == d.rev)?;
+                Some(before.swap_remove(at))
+            });
+            match known.or_else(|| running_from(d.document.clone(), d.rev.clone(), fqdn, secrets)) {
+                Some(r) => self.in_doubt.push(r),
+                None => {
+                    log::warn!(
+                        "rev {} is in doubt and cannot be planned from: the next apply replaces everything",
+                        d.rev
+                    );
+                    self.applied = None;
+                }
+            }
+        }
+        if self.applied.is_none() {
+            self.in_doubt.clear();
+        }
+    }
+
+    /// What the planner starts from.
+    fn snapshots(&self) -> (Option<Snapshot<'_>>, Vec<Snapshot<'_>>) {
+        (
+            self.applied.as_ref().map(Running::snapshot),
+            self.in_doubt.iter().map(Running::snapshot).collect(),
+        )
+    }
+}
+
+/// The plan from `in_force` to `new`, its steps named for this host.
+fn plan_to(in_force: &InForce, new: Snapshot<'_>, files_dir: &Path, unit: &str) -> Plan {
+    let (applied, in_doubt) = in_force.snapshots();
+    plan_from(
+        ccnq_freeswitch::InForce {
+            applied,
+            in_doubt: &in_doubt,
+        },
+        new,
+        Target { files_dir, unit },
+    )
+}
+
+/// Shared with the API, which previews plans from it.
+pub type SharedRunning = Arc<RwLock<InForce>>;
+
+/// Rebuilds a revision from its stored document. `None` when the document no longer
+/// validates or renders (a newer daemon with stricter rules).
+fn running_from(document: Value, rev: String, fqdn: &str, secrets: &Secrets) -> Option<Running> {
     let validated = match ccnq_model::validate(&document, fqdn) {
         Ok(v) => v,
         Err(errors) => {
             log::warn!(
-                "the stored configuration (rev {rev}) no longer validates ({}): the next apply replaces everything",
-                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                "the stored configuration (rev {rev}) no longer validates ({})",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             );
             return None;
         }
@@ -107,6 +199,8 @@ pub type FreeswitchLock = Arc<tokio::sync::Mutex<()>>;
 /// The apply step of the reconcile loop, for FreeSWITCH.
 pub struct Freeswitch<S: Services> {
     pub applier: Applier<S>,
+    /// The host's name, to validate the revisions read back from the store.
+    pub fqdn: String,
     pub secrets: Secrets,
     pub running: SharedRunning,
     pub lock: FreeswitchLock,
@@ -124,26 +218,27 @@ impl<S: Services + 'static> Apply for Freeswitch<S> {
                 }
             }
         };
-        let plan = {
-            let running = read(&self.running);
-            plan(
-                running.as_ref().map(|r| Snapshot {
-                    host: &r.validated.host,
-                    rendering: &r.rendering,
-                }),
-                Snapshot {
-                    host: &wanted.validated.host,
-                    rendering: &rendering,
-                },
-                &self.applier.store().link_path(),
-            )
-        };
+        let plan = plan_to(
+            &read(&self.running),
+            Snapshot {
+                host: &wanted.validated.host,
+                rendering: &rendering,
+            },
+            &self.applier.store().link_path(),
+            &self.applier.options().unit,
+        );
         if plan.is_empty() {
             log::info!(
                 "rev {}: nothing renders differently, nothing to do",
                 wanted.rev
             );
-            self.set_running(wanted, rendering);
+            if let Err(e) = self.applier.confirm_unchanged(wanted.document, wanted.rev) {
+                log::error!(
+                    "rev {} renders as what runs, but it cannot be recorded as applied: {e}",
+                    wanted.rev
+                );
+            }
+            self.settled(wanted, rendering, true);
             return Outcome {
                 result: Ok(()),
                 actions: vec![],
@@ -160,24 +255,34 @@ impl<S: Services + 'static> Apply for Freeswitch<S> {
             })
             .await;
         let outcome = outcome(&report);
-        if outcome.result.is_ok() {
-            self.set_running(wanted, rendering);
-        }
+        self.settled(wanted, rendering, outcome.result.is_ok());
         outcome
     }
 }
 
 impl<S: Services> Freeswitch<S> {
-    fn set_running(&self, wanted: Wanted<'_>, rendering: Rendering) {
-        *self.running.write().unwrap_or_else(|p| p.into_inner()) = Some(Running {
+    /// After an attempt at `wanted`: it is the revision applied if it `succeeded`, and
+    /// what is in doubt is what the store says (normally nothing after a success, `wanted`
+    /// among the others after a failure).
+    fn settled(&self, wanted: Wanted<'_>, rendering: Rendering, succeeded: bool) {
+        let mut wanted = Some(Running {
             rev: wanted.rev.to_string(),
             validated: wanted.validated.clone(),
             rendering,
         });
+        let mut known = self.running.write().unwrap_or_else(|p| p.into_inner());
+        if succeeded {
+            known.applied = wanted.take();
+            known.in_doubt.clear();
+        }
+        let store = self.applier.store();
+        known.in_doubt_from(store, &self.fqdn, &self.secrets, |rev| {
+            wanted.take_if(|w| w.rev == rev)
+        });
     }
 }
 
-fn read(running: &SharedRunning) -> std::sync::RwLockReadGuard<'_, Option<Running>> {
+fn read(running: &SharedRunning) -> std::sync::RwLockReadGuard<'_, InForce> {
     running.read().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -218,22 +323,31 @@ fn outcome(report: &ApplyReport) -> Outcome {
     }
 }
 
-/// What applying `candidate` would do now, from what runs: the plan with each step's
-/// cost, or every validation error. Pure: nothing is written or sent. `data_dir` is the
-/// daemon's: the steps name the directory an apply would really write.
+/// Where an apply would act, for the preview to name it: the daemon's data directory
+/// (the steps name the directory an apply would really write) and FreeSWITCH's unit (the
+/// one its systemd jobs would really run on).
+pub struct Host<'a> {
+    pub fqdn: &'a str,
+    pub data_dir: &'a Path,
+    pub unit: &'a str,
+}
+
+/// What applying `candidate` would do now, from what may run: the plan with each step's
+/// cost, or every validation error. Pure: nothing is written or sent.
 pub fn preview(
-    fqdn: &str,
+    host: &Host<'_>,
     secrets: &Secrets,
-    data_dir: &Path,
-    running: Option<&Running>,
+    in_force: &InForce,
     candidate: &Value,
 ) -> PlanPreview {
+    let fqdn = host.fqdn;
     let mut out = PlanPreview {
         document: candidate
             .get("_id")
             .and_then(Value::as_str)
             .map(str::to_owned),
-        from_rev: running.map(|r| r.rev.clone()),
+        from_rev: in_force.applied.as_ref().map(|r| r.rev.clone()),
+        in_doubt: in_force.in_doubt.iter().map(|r| r.rev.clone()).collect(),
         to_rev: candidate
             .get("_rev")
             .and_then(Value::as_str)
@@ -269,16 +383,14 @@ pub fn preview(
             return out;
         }
     };
-    let p: Plan = plan(
-        running.map(|r| Snapshot {
-            host: &r.validated.host,
-            rendering: &r.rendering,
-        }),
+    let p: Plan = plan_to(
+        in_force,
         Snapshot {
             host: &validated.host,
             rendering: &rendering,
         },
-        &ccnq_apply::files::link_path(data_dir),
+        &ccnq_apply::files::link_path(host.data_dir),
+        host.unit,
     );
     out.valid = true;
     out.cost = Some(cost(&p.cost));
@@ -311,7 +423,7 @@ pub fn preview(
                 command: s.action.esl_command().or_else(|| {
                     s.action
                         .systemd()
-                        .map(|j| format!("systemd {} freeswitch.service", job(j)))
+                        .map(|j| format!("systemd {} {}", j.verb(), host.unit))
                 }),
                 cost: cost(&s.cost),
                 detail,
@@ -319,16 +431,6 @@ pub fn preview(
         })
         .collect();
     out
-}
-
-fn job(j: SystemdJob) -> &'static str {
-    match j {
-        SystemdJob::Restart => "restart",
-        SystemdJob::Start => "start",
-        SystemdJob::Stop => "stop",
-        SystemdJob::Enable => "enable",
-        SystemdJob::Disable => "disable",
-    }
 }
 
 fn cost(c: &ccnq_freeswitch::Cost) -> PlanCost {
@@ -441,10 +543,13 @@ mod tests {
             event_socket_password: "ClueCon".into(),
         };
         let p = preview(
-            "sbc1.example.net",
+            &Host {
+                fqdn: "sbc1.example.net",
+                data_dir: Path::new("/srv/ccnq"),
+                unit: "freeswitch.service",
+            },
             &secrets,
-            Path::new("/srv/ccnq"),
-            None,
+            &InForce::default(),
             &doc,
         );
         assert!(p.valid, "{p:?}");
@@ -463,6 +568,111 @@ mod tests {
         assert!(
             p.steps.iter().all(|s| !s.description.contains("/var/lib")),
             "{p:#?}"
+        );
+    }
+
+    fn doc(rev: &str, port: u16) -> Value {
+        serde_json::json!({
+            "_id": "host:sbc1.example.net", "_rev": rev, "type": "host",
+            "host": "sbc1.example.net", "sip_domain_name": "a.phone.example.net",
+            "sip_profiles": { "test": { "ingress_sip_ip": "192.0.2.10", "ingress_sip_port": port } }
+        })
+    }
+
+    fn secrets() -> Secrets {
+        Secrets {
+            event_socket_password: "ClueCon".into(),
+        }
+    }
+
+    fn known(rev: &str, port: u16) -> Running {
+        running_from(doc(rev, port), rev.into(), "sbc1.example.net", &secrets()).unwrap()
+    }
+
+    #[test]
+    fn a_preview_names_the_configured_unit_in_its_systemd_steps() {
+        let host = Host {
+            fqdn: "sbc1.example.net",
+            data_dir: Path::new("/srv/ccnq"),
+            unit: "fs-e2e-1.service",
+        };
+        // Nothing known applied: FreeSWITCH is enabled and restarted, through systemd.
+        let p = preview(&host, &secrets(), &InForce::default(), &doc("1-a", 5060));
+        let systemd: Vec<(&str, &str)> = p
+            .steps
+            .iter()
+            .filter_map(|s| Some((s.command.as_deref()?, s.description.as_str())))
+            .filter(|(c, _)| c.starts_with("systemd "))
+            .collect();
+        assert_eq!(
+            systemd,
+            [
+                (
+                    "systemd enable fs-e2e-1.service",
+                    "systemd enable fs-e2e-1.service"
+                ),
+                (
+                    "systemd restart fs-e2e-1.service",
+                    "systemd restart fs-e2e-1.service"
+                )
+            ],
+            "{p:#?}"
+        );
+        assert!(
+            !serde_json::to_string(&p)
+                .unwrap()
+                .contains("freeswitch.service"),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn a_preview_starts_from_the_revision_applied_and_every_one_in_doubt() {
+        let host = Host {
+            fqdn: "sbc1.example.net",
+            data_dir: Path::new("/srv/ccnq"),
+            unit: "freeswitch.service",
+        };
+        // 1-a applied on 5060; 2-b, on 5062, cut short; 2-b again: the profile may run on
+        // either address, or on none.
+        let in_force = InForce {
+            applied: Some(known("1-a", 5060)),
+            in_doubt: vec![known("2-b", 5062)],
+        };
+        let p = preview(&host, &secrets(), &in_force, &doc("2-b", 5062));
+        assert_eq!(p.from_rev.as_deref(), Some("1-a"));
+        assert_eq!(p.in_doubt, ["2-b"]);
+        let commands: Vec<&str> = p
+            .steps
+            .iter()
+            .filter_map(|s| s.command.as_deref())
+            .collect();
+        assert!(
+            commands.contains(&"sofia profile test-ingress stop"),
+            "{commands:?}"
+        );
+        assert!(
+            commands.contains(&"sofia profile test-ingress start"),
+            "{commands:?}"
+        );
+        assert!(
+            !commands.iter().any(|c| c.ends_with(" restart")),
+            "{commands:?}"
+        );
+        // Nothing in doubt: the plain move.
+        let in_force = InForce {
+            applied: Some(known("1-a", 5060)),
+            in_doubt: vec![],
+        };
+        let p = preview(&host, &secrets(), &in_force, &doc("2-b", 5062));
+        let commands: Vec<&str> = p
+            .steps
+            .iter()
+            .filter_map(|s| s.command.as_deref())
+            .collect();
+        assert!(
+            commands.contains(&"sofia profile test-ingress restart"),
+            "{commands:?}"
         );
     }
 

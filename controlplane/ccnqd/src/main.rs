@@ -206,21 +206,43 @@ fn follow(
 
     let store = ccnq_apply::FileStore::open(&config.data_dir)
         .context("cannot open the FreeSWITCH file store")?;
-    let running: freeswitch::SharedRunning = Arc::default();
-    if let Some(installed) = store
+    // Checked once: a damaged generation stops us here, not in the first apply.
+    let installed = store
         .current()
-        .context("cannot read the installed FreeSWITCH files")?
-    {
-        if installed.document.is_object() {
-            log::info!(
-                "configuration in force: rev {} (generation {})",
-                installed.rev,
-                installed.generation
+        .context("cannot read the installed FreeSWITCH files")?;
+    if let Some(applied) = store.applied() {
+        log::info!(
+            "configuration in force: rev {}{}",
+            applied.rev,
+            match store.in_doubt() {
+                [] => String::new(),
+                d => format!(
+                    "; in doubt (an apply began and did not succeed, it is carried out again from there): rev {}",
+                    d.iter().map(|d| d.rev.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        );
+        if let Some(i) = installed.filter(|i| !i.confirmed) {
+            log::warn!(
+                "the files linked are generation {} (rev {}), installed by an apply that did not succeed",
+                i.generation,
+                i.rev
             );
-            *running.write().unwrap_or_else(|p| p.into_inner()) =
-                freeswitch::running_from(installed.document, installed.rev, &config.host, &secrets);
         }
+        // What the status says is applied until an apply here succeeds.
+        report.update_quietly(|r| {
+            r.applied = Some(ccnq_api::AppliedPoint {
+                rev: applied.rev.clone(),
+                seq: None,
+                at: time::OffsetDateTime::from(applied.at())
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            })
+        });
     }
+    let running: freeswitch::SharedRunning = Arc::new(std::sync::RwLock::new(
+        freeswitch::InForce::from_store(&store, &config.host, &secrets),
+    ));
     let mut options = ccnq_apply::ApplyOptions::new(password, fs.drain_deadline);
     options.esl_addr = fs.event_socket;
     options.command_timeout = fs.command_timeout;
@@ -229,6 +251,7 @@ fn follow(
     let applier = services::Enforce {
         inner: freeswitch::Freeswitch {
             applier: ccnq_apply::Applier::new(store, services.systemd().clone(), options),
+            fqdn: config.host.clone(),
             secrets: secrets.clone(),
             running: running.clone(),
             lock: services.freeswitch_lock(),

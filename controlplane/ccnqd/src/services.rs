@@ -794,7 +794,7 @@ impl<A: Apply> Apply for Enforce<A> {
         // the last good one otherwise.
         let wants = {
             let running = self.running.read().unwrap_or_else(|p| p.into_inner());
-            running.as_ref().map(|r| {
+            running.applied.as_ref().map(|r| {
                 desired(
                     &r.validated.host,
                     &self.services.freeswitch_unit,

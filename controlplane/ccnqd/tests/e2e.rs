@@ -200,8 +200,8 @@ impl Rig {
     }
 
     /// `POST /v1/config/plan` for `doc`, and the commands of its steps as the applier
-    /// records them once sent (its systemd jobs name this rig's unit, its drain says it
-    /// polls the channel count).
+    /// records them once sent (its drain says it polls the channel count; its systemd
+    /// jobs name this rig's unit, as the preview does).
     async fn preview(&self, doc: &Value) -> (Value, Vec<String>) {
         let a = request(
             &self.site,
@@ -221,7 +221,7 @@ impl Rig {
             .filter_map(|s| s["command"].as_str())
             .map(|c| match c {
                 "fsctl pause inbound" => "fsctl pause inbound; show channels count".to_owned(),
-                c => c.replace("freeswitch.service", &self.unit),
+                c => c.to_owned(),
             })
             .collect();
         (a.body, commands)
@@ -915,6 +915,7 @@ async fn ccnqd_killed_at_random_points_of_applies_leaves_a_complete_file_set_and
     };
     let mut seed = std::process::id() as u64;
     let mut last = first;
+    let mut cut_short = 0;
     for round in 0..12u16 {
         last = rig.put(doc(round % 4 + 1)).await;
         seed = seed
@@ -938,9 +939,14 @@ async fn ccnqd_killed_at_random_points_of_applies_leaves_a_complete_file_set_and
                 .count();
             assert_eq!(on_disk, 2 * profiles, "round {round}: a mixed file set");
         }
+        if !store.in_doubt().is_empty() {
+            cut_short += 1;
+        }
         drop(store);
         rig.daemon = Some(Daemon::start(&rig.config));
     }
+    // How often a kill landed inside an apply depends on the machine: said, not asserted.
+    eprintln!("{cut_short} of 12 kills left a revision in doubt");
     rig.until_applied(&last).await;
 
     // A restart with nothing new sends nothing.
@@ -952,11 +958,9 @@ async fn ccnqd_killed_at_random_points_of_applies_leaves_a_complete_file_set_and
         config["last"].is_null() || config["last"]["actions"] == json!([]),
         "{config:#}"
     );
-    // FreeSWITCH still runs after all that, and every profile it runs is one of the
-    // last revision's, on its address. Not that it runs all of them: that does not hold
-    // yet. A kill after a generation is installed and before its commands are sent leaves
-    // the store saying that revision runs, so the profiles it would have started are
-    // never started by the next applies (seen here with the real FreeSWITCH).
+    // FreeSWITCH still runs after all that, and runs exactly the last revision's
+    // profiles, each on its address: whatever an interrupted apply had started, stopped
+    // or not yet done, the applies after it were planned from every revision in doubt.
     let n = last["sip_profiles"].as_object().unwrap().len() - 2;
     let mut want = base_profiles(&ip);
     for i in 0..n as u16 {
@@ -971,11 +975,22 @@ async fn ccnqd_killed_at_random_points_of_applies_leaves_a_complete_file_set_and
             true,
         ));
     }
-    let running = profiles(&rig.sofia().await);
-    assert!(
-        running.iter().all(|p| want.contains(p)),
-        "{running:?} not all in {want:?}"
+    want.sort();
+    assert_eq!(profiles(&rig.sofia().await), want);
+    // The last revision took effect once and for all: recorded applied, nothing left in
+    // doubt, its files the good ones, and nothing more to do for it.
+    let (preview, planned) = rig.preview(&last).await;
+    assert!(planned.is_empty(), "{preview:#}");
+    assert_eq!(preview["in_doubt"], json!([]), "{preview:#}");
+    let mut daemon = rig.daemon.take().unwrap();
+    daemon.terminate();
+    let store = FileStore::open(&rig.data).unwrap();
+    assert_eq!(
+        store.applied().map(|a| a.rev.as_str()),
+        last["_rev"].as_str()
     );
+    assert!(store.in_doubt().is_empty(), "{:?}", store.in_doubt());
+    assert!(store.current().unwrap().unwrap().confirmed);
 }
 
 #[tokio::test]
@@ -1033,8 +1048,6 @@ async fn with_the_event_socket_double_a_reloadxml_parse_error_fails_and_the_file
 }
 
 #[tokio::test]
-#[ignore = "known bug: a kill -9 of ccnqd during an apply leaves the store saying the revision \
-            runs; the restarted daemon reports it applied and never finishes it"]
 async fn ccnqd_killed_while_it_confirms_a_profile_finishes_that_apply_after_its_restart() {
     let absent = "192.0.2.1";
     assert!(
@@ -1082,8 +1095,49 @@ async fn ccnqd_killed_while_it_confirms_a_profile_finishes_that_apply_after_its_
         .await;
     assert_eq!(config["state"], "failed", "{config:#}");
     assert_eq!(config["applied"]["rev"], good["_rev"], "{config:#}");
+    assert_eq!(config["last"]["rev"], bad["_rev"], "{config:#}");
+    // Carried out again from the good revision: started again, confirmed again, refused.
+    let again = sent(&config);
+    assert!(
+        again.contains(&"sofia profile bad-ingress start".to_owned()),
+        "{config:#}"
+    );
+    assert!(
+        config["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("not RUNNING on {absent}:")),
+        "{config:#}"
+    );
     assert!(!rig
         .data
         .join("freeswitch/sip_profiles/bad-ingress.xml")
         .exists());
+    // The others never stopped, and the bad revision stays in doubt: what it started may
+    // still run, so the next plan stops it wherever it is.
+    let s = rig.sofia().await;
+    assert_eq!(
+        profiles(&s)
+            .into_iter()
+            .filter(|p| !p.0.starts_with("bad-"))
+            .collect::<Vec<_>>(),
+        base_profiles(&ip)
+    );
+    let (preview, planned) = rig.preview(&good_again(&good)).await;
+    assert_eq!(preview["from_rev"], good["_rev"], "{preview:#}");
+    assert_eq!(preview["in_doubt"], json!([bad["_rev"]]), "{preview:#}");
+    assert!(
+        planned.starts_with(&[
+            "sofia profile bad-egress stop".to_owned(),
+            "sofia profile bad-ingress stop".to_owned()
+        ]),
+        "{preview:#}"
+    );
+}
+
+/// `good` as the next revision would carry it (the preview takes the body as it is).
+fn good_again(good: &Value) -> Value {
+    let mut d = good.clone();
+    d["_rev"] = json!("99-again");
+    d
 }

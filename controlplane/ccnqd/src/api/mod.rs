@@ -526,10 +526,13 @@ fn post_plan(daemon: &Daemon, candidate: serde_json::Value) -> Response<Body> {
     json(
         StatusCode::OK,
         &crate::freeswitch::preview(
-            &daemon.config.host,
+            &crate::freeswitch::Host {
+                fqdn: &daemon.config.host,
+                data_dir: &daemon.config.data_dir,
+                unit: &daemon.config.freeswitch.unit,
+            },
             &planner.secrets,
-            &daemon.config.data_dir,
-            running.as_ref(),
+            &running,
             &candidate,
         ),
     )
