@@ -352,14 +352,7 @@ impl<S: Services> Applier<S> {
             Err(e) => {
                 let reason = format!("cannot tell whether {} runs: {e}", run.options.unit);
                 log::warn!("apply of rev {rev} not started: {reason}");
-                return ApplyReport {
-                    outcome: Outcome::Failed {
-                        step: 0,
-                        action: plan.steps[0].description.clone(),
-                        reason,
-                    },
-                    actions: Vec::new(),
-                };
+                return not_started(plan, reason);
             }
         };
         // Durable before anything is sent: from the first step on, this revision may be
@@ -367,14 +360,7 @@ impl<S: Services> Applier<S> {
         if let Err(e) = run.store.begin(document, rev) {
             let reason = format!("cannot record that rev {rev} is being applied: {e}");
             log::error!("apply of rev {rev} not started: {reason}");
-            return ApplyReport {
-                outcome: Outcome::Failed {
-                    step: 0,
-                    action: plan.steps[0].description.clone(),
-                    reason,
-                },
-                actions: Vec::new(),
-            };
+            return not_started(plan, reason);
         }
         let mut outcome = Outcome::Ok;
         for (i, step) in plan.steps.iter().enumerate() {
@@ -406,6 +392,19 @@ impl<S: Services> Applier<S> {
             outcome,
             actions: run.records,
         }
+    }
+}
+
+/// The report of an apply given up before its first step, nothing sent or installed:
+/// the failure is that step's.
+fn not_started(plan: &Plan, reason: String) -> ApplyReport {
+    ApplyReport {
+        outcome: Outcome::Failed {
+            step: 0,
+            action: plan.steps[0].description.clone(),
+            reason,
+        },
+        actions: Vec::new(),
     }
 }
 
