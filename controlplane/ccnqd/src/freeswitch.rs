@@ -589,6 +589,14 @@ mod tests {
         running_from(doc(rev, port), rev.into(), "sbc1.example.net", &secrets()).unwrap()
     }
 
+    /// The commands of a preview's steps, in order.
+    fn commands_of(p: &PlanPreview) -> Vec<&str> {
+        p.steps
+            .iter()
+            .filter_map(|s| s.command.as_deref())
+            .collect()
+    }
+
     #[test]
     fn a_preview_names_the_configured_unit_in_its_systemd_steps() {
         let host = Host {
@@ -642,11 +650,7 @@ mod tests {
         let p = preview(&host, &secrets(), &in_force, &doc("2-b", 5062));
         assert_eq!(p.from_rev.as_deref(), Some("1-a"));
         assert_eq!(p.in_doubt, ["2-b"]);
-        let commands: Vec<&str> = p
-            .steps
-            .iter()
-            .filter_map(|s| s.command.as_deref())
-            .collect();
+        let commands = commands_of(&p);
         assert!(
             commands.contains(&"sofia profile test-ingress stop"),
             "{commands:?}"
@@ -665,11 +669,7 @@ mod tests {
             in_doubt: vec![],
         };
         let p = preview(&host, &secrets(), &in_force, &doc("2-b", 5062));
-        let commands: Vec<&str> = p
-            .steps
-            .iter()
-            .filter_map(|s| s.command.as_deref())
-            .collect();
+        let commands = commands_of(&p);
         assert!(
             commands.contains(&"sofia profile test-ingress restart"),
             "{commands:?}"
