@@ -3,8 +3,8 @@
 //! systemd jobs run by a real systemd (an nspawn container), and the real FreeSWITCH
 //! 1.11.2 as a unit of that systemd (`ccnq_testkit::freeswitch`), reading the installed
 //! files through the store's link. Each test binds its sofia profiles on a loopback
-//! address of its own ([`loopback`]); what FreeSWITCH did is checked over its event
-//! socket.
+//! address of its own (`ccnq_testkit::freeswitch::loopback`); what FreeSWITCH did is
+//! checked over its event socket.
 //!
 //! The faults FreeSWITCH cannot be made to produce on purpose (a `reloadxml` that does
 //! not parse: the renderer never writes such files; calls that end on a script, for the
@@ -16,28 +16,20 @@ mod common;
 use common::ContainerExt;
 
 use ccnq_apply::{Applier, ApplyOptions, ApplyReport, FileStore, Outcome, Progress, Services};
-use ccnq_esl::{ConnectOptions, EslClient, SofiaStatus};
+use ccnq_esl::SofiaStatus;
 use ccnq_esl_peer::{Peer, PeerConfig};
 use ccnq_freeswitch::render::VOLUME_DIR;
 use ccnq_freeswitch::{
     plan, render, Action, Plan, RenderedTree, Rendering, Secrets, Snapshot, SystemdJob,
 };
 use ccnq_systemd::Systemd;
-use ccnq_testkit::freeswitch::Freeswitch;
+use ccnq_testkit::freeswitch::{loopback, Freeswitch};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const FQDN: &str = "sbc1.example.net";
-
-/// A loopback address of this test process: 127.<pid>.<pid>.<n>. Linux answers on all of
-/// 127.0.0.0/8; an address per test keeps the tests' profiles (and another run of this
-/// binary on the machine) from fighting over the ports of 127.0.0.1.
-fn loopback(n: u8) -> String {
-    let pid = std::process::id();
-    format!("127.{}.{}.{n}", (pid >> 8) & 0xff, pid & 0xff)
-}
 
 /// The host every test starts from, on 127.0.0.1 (where nothing binds: the double, or
 /// no FreeSWITCH at all).
@@ -393,29 +385,17 @@ impl Fixture {
 
     /// FreeSWITCH's answer to `api <command>`, over a connection of the test's own.
     async fn api(&self, command: &str) -> String {
-        let fs = self.freeswitch();
-        let esl = EslClient::connect(&fs.esl.to_string(), &fs.password, ConnectOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("connect to FreeSWITCH at {}: {e}", fs.esl));
-        esl.api(command).await.unwrap().body
+        self.freeswitch().api(command).await
     }
 
     /// The real FreeSWITCH's `sofia xmlstatus`, parsed.
     async fn sofia(&self) -> SofiaStatus {
-        let body = self.api("sofia xmlstatus").await;
-        ccnq_esl::reply::parse_sofia_xmlstatus(&body)
-            .unwrap_or_else(|e| panic!("sofia xmlstatus: {e}: {body}"))
+        self.freeswitch().sofia().await
     }
 
     /// `sofia status profile <profile>`: the value of its `field` line (`CODECS IN`, …).
     async fn profile_field(&self, profile: &str, field: &str) -> String {
-        let body = self.api(&format!("sofia status profile {profile}")).await;
-        body.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('\t')?;
-                (k.trim() == field).then(|| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| panic!("no {field} in sofia status profile {profile}:\n{body}"))
+        self.freeswitch().profile_field(profile, field).await
     }
 }
 

@@ -6,7 +6,8 @@
 //! systemd unit of a real systemd (an nspawn container sharing the host's network), with
 //! a configuration of the test's own that includes what ccnqd renders into its data
 //! directory, as the image's skeleton does. Its sofia profiles bind loopback addresses of
-//! their own test (127.x.y.n, see [`loopback`]): nothing leaves the machine.
+//! their own test (127.x.y.n, `ccnq_testkit::freeswitch::loopback`): nothing leaves the
+//! machine.
 //!
 //! What ccnqd sent is read where operators read it: every action of the last apply, with
 //! its command and FreeSWITCH's reply, is in `GET /v1/config` (and `status:<fqdn>`). The
@@ -25,7 +26,7 @@ use ccnq_apply::FileStore;
 use ccnq_couch::{Auth as CouchAuth, Client, ClientConfig, Db};
 use ccnq_esl::{ConnectOptions, EslClient, SofiaStatus};
 use ccnq_testkit::couchdb::CouchServer;
-use ccnq_testkit::freeswitch::{free_port, Freeswitch};
+use ccnq_testkit::freeswitch::{free_port, loopback, Freeswitch};
 use ccnq_testkit::nspawn::container;
 use common::{request, Auth, Daemon, Site};
 use serde_json::{json, Value};
@@ -36,14 +37,6 @@ use std::time::{Duration, Instant};
 const FQDN: &str = "sbc1.example.net";
 const ID: &str = "host:sbc1.example.net";
 const PASSWORD: &str = "ClueCon";
-
-/// A loopback address of this test process: 127.<pid>.<pid>.<n>. Linux answers on all of
-/// 127.0.0.0/8, and an address of its own keeps each test's profiles (and another
-/// person's run of the same tests on this machine) from fighting over 127.0.0.1's ports.
-fn loopback(n: u8) -> String {
-    let pid = std::process::id();
-    format!("127.{}.{}.{n}", (pid >> 8) & 0xff, pid & 0xff)
-}
 
 /// What plays FreeSWITCH for a rig.
 enum Peer {
@@ -259,23 +252,14 @@ impl Rig {
         .await
     }
 
-    /// A new event-socket connection to FreeSWITCH, as the test's own client.
-    async fn esl(&self) -> EslClient {
-        EslClient::connect(&self.esl.to_string(), PASSWORD, ConnectOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("connect to FreeSWITCH's event socket {}: {e}", self.esl))
-    }
-
     /// FreeSWITCH's answer to `api <command>`.
     async fn api(&self, command: &str) -> String {
-        self.esl().await.api(command).await.unwrap().body
+        self.freeswitch().api(command).await
     }
 
     /// `sofia xmlstatus`, parsed.
     async fn sofia(&self) -> SofiaStatus {
-        let o = self.esl().await.sofia_xmlstatus().await.unwrap();
-        o.result
-            .unwrap_or_else(|e| panic!("sofia xmlstatus: {e}: {}", o.response.body))
+        self.freeswitch().sofia().await
     }
 
     /// Waits until `sofia xmlstatus` satisfies `f` (stops take effect after their reply).
@@ -292,13 +276,7 @@ impl Rig {
 
     /// `sofia status profile <profile>`: the value of its `field` line (`CODECS IN`, …).
     async fn profile_field(&self, profile: &str, field: &str) -> String {
-        let body = self.api(&format!("sofia status profile {profile}")).await;
-        body.lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('\t')?;
-                (k.trim() == field).then(|| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| panic!("no {field} in sofia status profile {profile}:\n{body}"))
+        self.freeswitch().profile_field(profile, field).await
     }
 
     async fn systemd(&self) -> ccnq_systemd::Systemd {

@@ -35,10 +35,15 @@
 //!   must see a crash).
 //! - The container shares the host's network: the test reaches the event socket on
 //!   127.0.0.1, and sofia profiles bind 127.0.0.x (Linux answers on all of 127.0.0.0/8),
-//!   so nothing leaves the machine.
+//!   so nothing leaves the machine ([`loopback`] gives each test process addresses of
+//!   its own).
+//! - A test reads what FreeSWITCH did where an operator would, over its event socket
+//!   with `ccnq-esl`'s client ([`Freeswitch::api`], [`Freeswitch::sofia`],
+//!   [`Freeswitch::profile_field`]), the same way in every crate's tests.
 
 use crate::nspawn::Container;
 use crate::peers;
+use ccnq_esl::{ConnectOptions, EslClient, SofiaStatus};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -113,6 +118,15 @@ fn usr_in(c: &Container) -> PathBuf {
         Path::new("/var").join(rel).join("usr")
     })
     .clone()
+}
+
+/// A loopback address of this test process for sofia profiles to bind:
+/// 127.<pid>.<pid>.<n>. Linux answers on all of 127.0.0.0/8, and an address of its own
+/// keeps each test's profiles (and another run of the same tests on this machine) from
+/// fighting over 127.0.0.1's ports.
+pub fn loopback(n: u8) -> String {
+    let pid = std::process::id();
+    format!("127.{}.{}.{n}", (pid >> 8) & 0xff, pid & 0xff)
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked: the usual small race).
@@ -294,5 +308,39 @@ impl Freeswitch {
     /// The log as it is now (empty before the first start).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// A new event-socket connection of the test's own (the unit must be running).
+    pub async fn esl_client(&self) -> EslClient {
+        EslClient::connect(
+            &self.esl.to_string(),
+            &self.password,
+            ConnectOptions::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("connect to FreeSWITCH's event socket {}: {e}", self.esl))
+    }
+
+    /// FreeSWITCH's answer to `api <command>`.
+    pub async fn api(&self, command: &str) -> String {
+        self.esl_client().await.api(command).await.unwrap().body
+    }
+
+    /// `sofia xmlstatus`, parsed.
+    pub async fn sofia(&self) -> SofiaStatus {
+        let o = self.esl_client().await.sofia_xmlstatus().await.unwrap();
+        o.result
+            .unwrap_or_else(|e| panic!("sofia xmlstatus: {e}: {}", o.response.body))
+    }
+
+    /// `sofia status profile <profile>`: the value of its `field` line (`CODECS IN`, …).
+    pub async fn profile_field(&self, profile: &str, field: &str) -> String {
+        let body = self.api(&format!("sofia status profile {profile}")).await;
+        body.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once('\t')?;
+                (k.trim() == field).then(|| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {field} in sofia status profile {profile}:\n{body}"))
     }
 }
