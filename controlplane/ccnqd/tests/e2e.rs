@@ -243,6 +243,24 @@ impl Rig {
         poll_until(what, || async { self.db.get(&id, None).await.unwrap() }, f).await
     }
 
+    /// Waits until `doc` has failed; returns `GET /v1/config` then.
+    async fn until_failed(&self, doc: &Value) -> Value {
+        let rev = doc["_rev"].clone();
+        self.until(&format!("rev {rev} failed"), |c| {
+            c["state"] == "failed" && c["last"]["rev"] == rev
+        })
+        .await
+    }
+
+    /// Waits until `status:<fqdn>` reports `doc` as the last revision tried.
+    async fn status_of(&self, doc: &Value) -> Value {
+        let rev = doc["_rev"].clone();
+        self.until_status(&format!("the status of rev {rev}"), |st| {
+            st["last"]["rev"] == rev
+        })
+        .await
+    }
+
     /// Waits until `doc` is applied; returns `GET /v1/config` then.
     async fn until_applied(&self, doc: &Value) -> Value {
         let rev = doc["_rev"].clone();
@@ -302,6 +320,28 @@ impl Rig {
             .await
             .unwrap()
             .main_pid
+    }
+
+    /// Kills the daemon with SIGKILL (as a crash or a power cut would) and reaps it.
+    fn kill_daemon(&mut self) {
+        let mut daemon = self.daemon.take().unwrap();
+        daemon.child.kill().unwrap(); // SIGKILL
+        daemon.child.wait().unwrap();
+    }
+
+    /// Stops the daemon as systemd does (SIGTERM) and waits for it.
+    fn stop_daemon(&mut self) {
+        self.daemon.take().unwrap().terminate();
+    }
+
+    /// Starts the daemon again, on the same configuration and data directory.
+    fn start_daemon(&mut self) {
+        self.daemon = Some(Daemon::start(&self.config));
+    }
+
+    /// Whether the rendered file `rel` is installed.
+    fn has_file(&self, rel: &str) -> bool {
+        self.data.join("freeswitch").join(rel).exists()
     }
 
     fn file(&self, rel: &str) -> Vec<u8> {
@@ -467,6 +507,25 @@ async fn poll_until<Fut: std::future::Future<Output = Value>>(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for {what}: {last:#}");
+}
+
+/// TEST-NET-1 (192.0.2.1, documentation only): an address this host must not have, for a
+/// profile that never binds.
+fn absent_address() -> &'static str {
+    let absent = "192.0.2.1";
+    assert!(
+        std::net::UdpSocket::bind((absent, 0)).is_err(),
+        "this machine has {absent}: the test needs an address the host does not have"
+    );
+    absent
+}
+
+/// The profiles of the sofia status but those of document profile `bad`.
+fn profiles_but_bad(s: &SofiaStatus) -> Vec<(String, String, bool)> {
+    profiles(s)
+        .into_iter()
+        .filter(|p| !p.0.starts_with("bad-"))
+        .collect()
 }
 
 /// Whether `addr` (UDP) can be bound here: a profile's port is free again once stopped.
@@ -698,20 +757,12 @@ async fn profiles_are_started_restarted_after_the_ten_second_rule_and_stopped() 
         )
         .await;
     }
-    assert!(!rig
-        .data
-        .join("freeswitch/sip_profiles/new-ingress.xml")
-        .exists());
+    assert!(!rig.has_file("sip_profiles/new-ingress.xml"));
 }
 
 #[tokio::test]
 async fn a_profile_on_an_address_the_host_lacks_fails_rolls_back_and_the_others_keep_running() {
-    // TEST-NET-1: documentation only, never configured on a host.
-    let absent = "192.0.2.1";
-    assert!(
-        std::net::UdpSocket::bind((absent, 0)).is_err(),
-        "this machine has {absent}: the test needs an address the host does not have"
-    );
+    let absent = absent_address();
     let rig = Rig::new("bindfail").await;
     let ip = loopback(3);
     let good = rig.put(host(&ip, "198.51.100.53/32")).await;
@@ -726,11 +777,7 @@ async fn a_profile_on_an_address_the_host_lacks_fails_rolls_back_and_the_others_
         "{preview:#}"
     );
     let bad = rig.put(bad).await;
-    let config = rig
-        .until("the bad revision failed", |c| {
-            c["state"] == "failed" && c["last"]["rev"] == bad["_rev"]
-        })
-        .await;
+    let config = rig.until_failed(&bad).await;
     // FreeSWITCH said it started the profile; it never ran: the confirmation says so.
     assert!(
         action(&config, "sofia profile bad-ingress start")["reply"]
@@ -756,10 +803,7 @@ async fn a_profile_on_an_address_the_host_lacks_fails_rolls_back_and_the_others_
     );
     // The last good files back, reloaded (ACL lists too: the new ones were loaded).
     assert_eq!(config["applied"]["rev"], good["_rev"]);
-    assert!(!rig
-        .data
-        .join("freeswitch/sip_profiles/bad-ingress.xml")
-        .exists());
+    assert!(!rig.has_file("sip_profiles/bad-ingress.xml"));
     assert_eq!(rig.file("autoload_configs/acl.conf.xml"), before);
     let rollback: Vec<_> = actions(&config)
         .iter()
@@ -773,19 +817,9 @@ async fn a_profile_on_an_address_the_host_lacks_fails_rolls_back_and_the_others_
         .all(|a| a["ok"] == true));
     // The other profiles never stopped.
     let s = rig.sofia().await;
-    assert_eq!(
-        profiles(&s)
-            .into_iter()
-            .filter(|p| !p.0.starts_with("bad-"))
-            .collect::<Vec<_>>(),
-        base_profiles(&ip)
-    );
+    assert_eq!(profiles_but_bad(&s), base_profiles(&ip));
     assert!(s.profile("bad-ingress").is_none(), "{s:#?}");
-    let status = rig
-        .until_status("the status of the bad revision", |st| {
-            st["last"]["rev"] == bad["_rev"]
-        })
-        .await;
+    let status = rig.status_of(&bad).await;
     assert_eq!(status["state"], "failed", "{status:#}");
     assert_eq!(status["applied"]["rev"], good["_rev"], "{status:#}");
 }
@@ -900,10 +934,7 @@ async fn ccnqd_killed_at_random_points_of_applies_leaves_a_complete_file_set_and
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         tokio::time::sleep(Duration::from_millis(seed >> 33 & 0x1ff)).await;
-        let mut daemon = rig.daemon.take().unwrap();
-        daemon.child.kill().unwrap(); // SIGKILL
-        daemon.child.wait().unwrap();
-        drop(daemon);
+        rig.kill_daemon();
 
         // Whatever the moment, the installed set is one complete generation, and it is
         // the rendering of the document recorded with it.
@@ -921,16 +952,15 @@ async fn ccnqd_killed_at_random_points_of_applies_leaves_a_complete_file_set_and
             cut_short += 1;
         }
         drop(store);
-        rig.daemon = Some(Daemon::start(&rig.config));
+        rig.start_daemon();
     }
     // How often a kill landed inside an apply depends on the machine: said, not asserted.
     eprintln!("{cut_short} of 12 kills left a revision in doubt");
     rig.until_applied(&last).await;
 
     // A restart with nothing new sends nothing.
-    let mut daemon = rig.daemon.take().unwrap();
-    daemon.terminate();
-    rig.daemon = Some(Daemon::start(&rig.config));
+    rig.stop_daemon();
+    rig.start_daemon();
     let config = rig.until_applied(&last).await;
     assert!(
         config["last"].is_null() || config["last"]["actions"] == json!([]),
@@ -960,8 +990,7 @@ async fn ccnqd_killed_at_random_points_of_applies_leaves_a_complete_file_set_and
     let (preview, planned) = rig.preview(&last).await;
     assert!(planned.is_empty(), "{preview:#}");
     assert_eq!(preview["in_doubt"], json!([]), "{preview:#}");
-    let mut daemon = rig.daemon.take().unwrap();
-    daemon.terminate();
+    rig.stop_daemon();
     let store = FileStore::open(&rig.data).unwrap();
     assert_eq!(
         store.applied().map(|a| a.rev.as_str()),
@@ -989,11 +1018,7 @@ async fn with_the_event_socket_double_a_reloadxml_parse_error_fails_and_the_file
     let mut doc = host(&ip, "198.51.100.54/32");
     doc["sip_profiles"]["test"]["inbound_codec"] = json!("PCMU");
     let rev = rig.put(doc).await;
-    let config = rig
-        .until("the revision failed", |c| {
-            c["state"] == "failed" && c["last"]["rev"] == rev["_rev"]
-        })
-        .await;
+    let config = rig.until_failed(&rev).await;
     assert!(
         config["reason"].as_str().unwrap().contains(&error),
         "{config:#}"
@@ -1007,11 +1032,7 @@ async fn with_the_event_socket_double_a_reloadxml_parse_error_fails_and_the_file
     // The failed reloadxml, then the rollback's: nothing else was sent.
     assert_eq!(sent(&config), ["reloadxml", "reloadxml"]);
     assert_eq!(rig.double_commands()[seen..], ["reloadxml", "reloadxml"]);
-    let status = rig
-        .until_status("the status of the failed revision", |st| {
-            st["last"]["rev"] == rev["_rev"]
-        })
-        .await;
+    let status = rig.status_of(&rev).await;
     assert_eq!(status["state"], "failed", "{status:#}");
     assert_eq!(status["applied"]["rev"], good["_rev"], "{status:#}");
 
@@ -1027,11 +1048,7 @@ async fn with_the_event_socket_double_a_reloadxml_parse_error_fails_and_the_file
 
 #[tokio::test]
 async fn ccnqd_killed_while_it_confirms_a_profile_finishes_that_apply_after_its_restart() {
-    let absent = "192.0.2.1";
-    assert!(
-        std::net::UdpSocket::bind((absent, 0)).is_err(),
-        "this machine has {absent}: the test needs an address the host does not have"
-    );
+    let absent = absent_address();
     let mut rig = Rig::new("killconfirm").await;
     let ip = loopback(7);
     let good = rig.put(host(&ip, "198.51.100.53/32")).await;
@@ -1058,14 +1075,11 @@ async fn ccnqd_killed_while_it_confirms_a_profile_finishes_that_apply_after_its_
         |v| v == true,
     )
     .await;
-    let mut daemon = rig.daemon.take().unwrap();
-    daemon.child.kill().unwrap(); // SIGKILL, mid-confirmation
-    daemon.child.wait().unwrap();
-    drop(daemon);
+    rig.kill_daemon(); // mid-confirmation
 
     // Restarted, ccnqd must not take the interrupted revision for applied: it carries it
     // out again, and it fails as it did, back on the good files.
-    rig.daemon = Some(Daemon::start(&rig.config));
+    rig.start_daemon();
     let config = rig
         .until("the bad revision settled", |c| {
             c["state"] != "pending" && c["state"] != "waiting"
@@ -1087,20 +1101,11 @@ async fn ccnqd_killed_while_it_confirms_a_profile_finishes_that_apply_after_its_
             .contains(&format!("not RUNNING on {absent}:")),
         "{config:#}"
     );
-    assert!(!rig
-        .data
-        .join("freeswitch/sip_profiles/bad-ingress.xml")
-        .exists());
+    assert!(!rig.has_file("sip_profiles/bad-ingress.xml"));
     // The others never stopped, and the bad revision stays in doubt: what it started may
     // still run, so the next plan stops it wherever it is.
     let s = rig.sofia().await;
-    assert_eq!(
-        profiles(&s)
-            .into_iter()
-            .filter(|p| !p.0.starts_with("bad-"))
-            .collect::<Vec<_>>(),
-        base_profiles(&ip)
-    );
+    assert_eq!(profiles_but_bad(&s), base_profiles(&ip));
     let (preview, planned) = rig.preview(&good_again(&good)).await;
     assert_eq!(preview["from_rev"], good["_rev"], "{preview:#}");
     assert_eq!(preview["in_doubt"], json!([bad["_rev"]]), "{preview:#}");
