@@ -56,7 +56,10 @@ const TARBALL: &str = "freeswitch-1.11.2-bookworm-amd64.tar.xz";
 const TARBALL_SHA256: &str = "8b743e0237411b99bac525a33c353ca225a7da35248e34aa700d3ff766cb7ab8";
 
 /// Every module of the build, in load order (logging first, so the others' start-up is
-/// logged); the configuration loads these and nothing else.
+/// logged); the configuration loads these and nothing else. Not the renderer's
+/// `ccnq_freeswitch::render::MODULES`, which is what the appliance chooses to load: this
+/// is what the pinned build holds (`mod_loopback` too), and this file's
+/// `modules.conf.xml` wins over the rendered one.
 pub const MODULES: &[&str] = &[
     "mod_console",
     "mod_logfile",
