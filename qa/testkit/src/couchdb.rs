@@ -150,18 +150,30 @@ impl CouchServer {
         std::fs::read_to_string(self.dir.join("couch.log")).unwrap_or_default()
     }
 
-    /// The last file of the ini chain: CouchDB writes into it (hashed admin password,
-    /// uuid), so it is written only once, before the first start.
+    /// The last file of the ini chain: CouchDB writes into it (hashed admin password),
+    /// so it is written only once, before the first start.
+    ///
+    /// The cookie secret and uuid are set here, as on any CouchDB deployed for real (a
+    /// cluster needs the same secret on every node): left unset, CouchDB makes the secret
+    /// at the first `POST /_session` with a check-then-set, and two first sessions at
+    /// once (a host's pull and push replications starting together) each make one; the
+    /// cookie signed with the one overwritten is refused, and that replication crashes
+    /// `unauthorized` until the scheduler retries it, minutes later.
     fn write_config(&self) {
         let d = self.dir.display();
         let ini = format!(
             "; CouchDB {VERSION} test instance (qa/testkit/src/couchdb.rs)\n\
-             [couchdb]\nsingle_node = true\ndatabase_dir = {d}/data\nview_index_dir = {d}/data\n\n\
+             [couchdb]\nsingle_node = true\nuuid = {}\ndatabase_dir = {d}/data\nview_index_dir = {d}/data\n\n\
+             [cluster]\nn = 1\n\n\
+             [chttpd_auth]\nsecret = {}\n\n\
              [smoosh]\nstate_dir = {d}/data\n\n\
              [chttpd]\nbind_address = 127.0.0.1\nport = {}\n\n\
              [log]\nwriter = file\nfile = {d}/couch.log\nlevel = info\n\n\
              [admins]\n{ADMIN} = {}\n",
-            self.port, self.password
+            &random_hex()[..32],
+            random_hex(),
+            self.port,
+            self.password
         );
         std::fs::write(self.dir.join("local.ini"), ini).unwrap();
     }
