@@ -26,6 +26,7 @@
 pub mod replication;
 pub mod report;
 pub mod status;
+mod streak;
 
 use ccnq_api::{AppliedPoint, Attempt, Version};
 use ccnq_couch::checkpoint::{self, Checkpoint};
@@ -196,9 +197,13 @@ async fn intake(
 ) {
     let doc_id = settings.doc_id();
     let mut start_read_done = false;
+    let mut lost = streak::Streak::new(streak::REMINDER);
     while let Some(event) = follower.events.recv().await {
         match event {
             FollowerEvent::Connected => {
+                if let Some(run) = lost.succeeded(std::time::Instant::now()) {
+                    log::info!("changes feed back: {run}");
+                }
                 log::info!("following {doc_id} in database {}", db.name());
                 feed(&report, "connected", None);
                 if !start_read_done {
@@ -243,7 +248,12 @@ async fn intake(
                 });
             }
             FollowerEvent::Disconnected(why) => {
-                log::warn!("changes feed lost: {why}; reconnecting");
+                if let Some(unlogged) = lost.failed(&why, std::time::Instant::now()) {
+                    log::warn!(
+                        "changes feed lost: {why}; reconnecting{}",
+                        streak::since_last(unlogged)
+                    );
+                }
                 feed(&report, "disconnected", Some(why));
             }
             FollowerEvent::DatabaseMissing => {

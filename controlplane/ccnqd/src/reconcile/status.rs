@@ -47,6 +47,7 @@ pub async fn run(db: Db, fqdn: String, report: Arc<Report>, version: Version, pa
         Duration::from_secs(1),
         pacing.retry_max.max(Duration::from_secs(1)),
     );
+    let mut failing = super::streak::Streak::new(super::streak::REMINDER);
     loop {
         report.changed().await;
         // Let a burst of updates (pending, then ok) settle into one write.
@@ -56,18 +57,26 @@ pub async fn run(db: Db, fqdn: String, report: Arc<Report>, version: Version, pa
             let body = body(&report.snapshot(), &version, services.as_deref());
             match ccnq_couch::status::write_status(&db, &fqdn, &body).await {
                 Ok(rev) => {
-                    log::debug!("status:{fqdn} written ({rev})");
+                    match failing.succeeded(std::time::Instant::now()) {
+                        Some(run) => log::info!("status:{fqdn} written ({rev}) {run}"),
+                        None => log::debug!("status:{fqdn} written ({rev})"),
+                    }
                     retry.succeeded();
                     break;
                 }
                 Err(e) => {
                     let wait = retry.after(&e).max(Duration::from_millis(250));
+                    let why = e.to_string();
                     if is_refusal(&e) {
+                        // Each refusal is logged: it waits long, and an operator must act.
                         log::error!(
-                            "CouchDB refused to write status:{fqdn}: {e}; not trying again for {wait:?}"
+                            "CouchDB refused to write status:{fqdn}: {why}; not trying again for {wait:?}"
                         );
-                    } else {
-                        log::warn!("cannot write status:{fqdn}: {e}; retrying in {wait:?}");
+                    } else if let Some(n) = failing.failed(&why, std::time::Instant::now()) {
+                        log::warn!(
+                            "cannot write status:{fqdn}: {why}; retrying in {wait:?}{}",
+                            super::streak::since_last(n)
+                        );
                     }
                     tokio::time::sleep(wait).await;
                 }
