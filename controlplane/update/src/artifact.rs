@@ -1,0 +1,98 @@
+//! Bytes checked against what was signed, before anything is made bootable.
+//!
+//! `tough` checks a target as it streams it; an artifact fetched in pieces (resumed after
+//! a broken connection or a restart) or already written to a partition is checked here
+//! instead, as a whole: its length first (cheap, and it bounds the read), then its
+//! SHA-256.
+
+use crate::error::{Refusal, UpdateError};
+use crate::release::Artifact;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use tokio::io::AsyncReadExt;
+
+/// Checks the first `artifact.length` bytes of `path` (a file, or a partition that may be
+/// larger than what was written to it) against the artifact's signed SHA-256.
+pub async fn check(path: &Path, artifact: &Artifact) -> Result<(), UpdateError> {
+    let local = |e: std::io::Error| UpdateError::Local(format!("{}: {e}", path.display()));
+    let mut file = tokio::fs::File::open(path).await.map_err(local)?;
+    let mut hasher = Sha256::new();
+    let mut left = artifact.length;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = file.read(&mut buf[..want]).await.map_err(local)?;
+        if n == 0 {
+            return Err(UpdateError::refused(
+                Refusal::Artifact,
+                format!(
+                    "{}: {} bytes, {} signed for {}",
+                    path.display(),
+                    artifact.length - left,
+                    artifact.length,
+                    artifact.name
+                ),
+            ));
+        }
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    let got: [u8; 32] = hasher.finalize().into();
+    if got != artifact.sha256 {
+        return Err(UpdateError::refused(
+            Refusal::Artifact,
+            format!(
+                "{}: SHA-256 {} where {} is signed for {}",
+                path.display(),
+                hex::encode(got),
+                hex::encode(artifact.sha256),
+                artifact.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::ArtifactRole;
+
+    fn artifact_of(bytes: &[u8]) -> Artifact {
+        Artifact {
+            role: ArtifactRole::Root,
+            name: "1.root.raw".into(),
+            length: bytes.len() as u64,
+            sha256: Sha256::digest(bytes).into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_signed_prefix_of_a_larger_partition_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part");
+        let signed = vec![5u8; 3 << 20];
+        let mut partition = signed.clone();
+        partition.extend([0u8; 4096]);
+        std::fs::write(&path, &partition).unwrap();
+        check(&path, &artifact_of(&signed)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_changed_byte_or_a_short_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part");
+        let signed = b"the root partition".to_vec();
+        let mut tampered = signed.clone();
+        tampered[3] ^= 1;
+        std::fs::write(&path, &tampered).unwrap();
+        let e = check(&path, &artifact_of(&signed)).await.unwrap_err();
+        assert_eq!(e.refusal(), Some(Refusal::Artifact));
+        assert!(e.to_string().contains("SHA-256"), "{e}");
+
+        std::fs::write(&path, &signed[..5]).unwrap();
+        let e = check(&path, &artifact_of(&signed)).await.unwrap_err();
+        assert_eq!(e.refusal(), Some(Refusal::Artifact));
+        assert!(e.to_string().contains("5 bytes, 18 signed"), "{e}");
+    }
+}
