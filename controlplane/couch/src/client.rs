@@ -7,31 +7,25 @@
 //! field, `?rev=` on every DELETE, `_local/` writes that send the current `_rev`, and
 //! `_bulk_docs` results matched by id.
 //!
-//! Each request uses its own connection. The control plane talks to the CouchDB on its
-//! own host at a low rate, and a fresh connection never meets the "server closed an idle
-//! keep-alive connection just as we reused it" race, which would need retries of
-//! non-idempotent writes to paper over.
+//! Each request uses its own connection (`ccnq_http::Origin`): the control plane talks
+//! to the CouchDB on its own host at a low rate, and a fresh connection never meets the
+//! "server closed an idle keep-alive connection just as we reused it" race, which would
+//! need retries of non-idempotent writes to paper over.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 use crate::changes::{parse_line, FeedLine, FeedRequest, LineSplitter};
 use crate::error::{CouchError, ErrorBody};
+use ccnq_http::Origin;
 
 /// How the client proves who it is.
 #[derive(Clone, PartialEq, Eq)]
@@ -104,31 +98,15 @@ pub struct Client {
 }
 
 struct Inner {
-    host: String,
-    port: u16,
-    authority: String,
-    base_path: String,
-    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    origin: Origin,
     auth: Auth,
     cookie: Mutex<Option<String>>,
-    connect_timeout: Duration,
     read_timeout: Duration,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Client({}://{}{}, {:?})",
-            if self.inner.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            },
-            self.inner.authority,
-            self.inner.base_path,
-            self.inner.auth
-        )
+        write!(f, "Client({:?}, {:?})", self.inner.origin, self.inner.auth)
     }
 }
 
@@ -184,79 +162,6 @@ pub fn basic_header(user: &str, password: &str) -> String {
     format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
 }
 
-fn tls_connector(ca_file: Option<&PathBuf>) -> Result<tokio_rustls::TlsConnector, CouchError> {
-    let path = ca_file
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(&path)
-        .map_err(|e| CouchError::Invalid(format!("CA file {}: {e}", path.display())))?;
-    for cert in certs {
-        let cert =
-            cert.map_err(|e| CouchError::Invalid(format!("CA file {}: {e}", path.display())))?;
-        roots
-            .add(cert)
-            .map_err(|e| CouchError::Invalid(format!("CA file {}: {e}", path.display())))?;
-    }
-    if roots.is_empty() {
-        return Err(CouchError::Invalid(format!(
-            "CA file {} holds no certificate",
-            path.display()
-        )));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| CouchError::Invalid(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-}
-
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
 /// Reads the next data chunk of a body, waiting at most `t` for it. `Ok(None)`: the body
 /// ended properly (for chunked encoding: the closing `0\r\n\r\n` arrived).
 pub(crate) async fn next_chunk(
@@ -306,50 +211,16 @@ fn decode(body: &[u8]) -> Result<Value, CouchError> {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, CouchError> {
-        let uri: http::Uri = config
-            .url
-            .parse()
-            .map_err(|e| CouchError::Invalid(format!("URL {:?}: {e}", config.url)))?;
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            other => {
-                return Err(CouchError::Invalid(format!(
-                    "URL scheme {other:?}: http or https only"
-                )))
-            }
-        };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| CouchError::Invalid(format!("URL {:?} has no host", config.url)))?;
-        if authority.as_str().contains('@') {
-            return Err(CouchError::Invalid(
-                "credentials in the URL: give them as Auth, they would leak into logs".into(),
-            ));
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tls = if https {
-            let name = ServerName::try_from(host.clone())
-                .map_err(|e| CouchError::Invalid(format!("TLS server name {host:?}: {e}")))?;
-            Some((tls_connector(config.ca_file.as_ref())?, name))
-        } else {
-            None
-        };
+        let origin = Origin::parse(
+            &config.url,
+            config.ca_file.as_deref(),
+            config.connect_timeout,
+        )?;
         Ok(Client {
             inner: Arc::new(Inner {
-                authority: authority.as_str().to_string(),
-                host,
-                port,
-                base_path: uri.path().trim_end_matches('/').to_string(),
-                tls,
+                origin,
                 auth: config.auth,
                 cookie: Mutex::new(None),
-                connect_timeout: config.connect_timeout,
                 read_timeout: config.read_timeout,
             }),
         })
@@ -372,31 +243,6 @@ impl Client {
         self.json(Method::GET, "/", None).await
     }
 
-    async fn connect(&self) -> Result<Stream, CouchError> {
-        let inner = &self.inner;
-        let fut = async {
-            let tcp = TcpStream::connect((inner.host.as_str(), inner.port))
-                .await
-                .map_err(|e| {
-                    CouchError::Transport(format!("connect to {}: {e}", inner.authority))
-                })?;
-            let _ = tcp.set_nodelay(true);
-            match &inner.tls {
-                None => Ok(Stream::Plain(tcp)),
-                Some((connector, name)) => connector
-                    .connect(name.clone(), tcp)
-                    .await
-                    .map(|s| Stream::Tls(Box::new(s)))
-                    .map_err(|e| {
-                        CouchError::Transport(format!("TLS with {}: {e}", inner.authority))
-                    }),
-            }
-        };
-        tokio::time::timeout(inner.connect_timeout, fut)
-            .await
-            .map_err(|_| CouchError::Timeout("connecting"))?
-    }
-
     /// Sends one request on a fresh connection and waits (at most `read_timeout`) for the
     /// response headers.
     async fn send_once(
@@ -406,18 +252,15 @@ impl Client {
         body: &Bytes,
         read_timeout: Duration,
     ) -> Result<Response<Incoming>, CouchError> {
-        let stream = self.connect().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| CouchError::Transport(format!("HTTP handshake: {e}")))?;
-        tokio::spawn(async move {
-            // The connection's errors reach the caller through the response or body.
-            let _ = conn.await;
-        });
+        let mut sender = self.inner.origin.open().await?;
         let mut req = Request::builder()
             .method(method.clone())
-            .uri(format!("{}{}", self.inner.base_path, path_and_query))
-            .header(http::header::HOST, &self.inner.authority)
+            .uri(format!(
+                "{}{}",
+                self.inner.origin.base_path(),
+                path_and_query
+            ))
+            .header(http::header::HOST, self.inner.origin.authority())
             .header(http::header::ACCEPT, "application/json")
             .header(http::header::CONTENT_TYPE, "application/json");
         match &self.inner.auth {

@@ -52,6 +52,16 @@ pub enum CouchError {
     Invalid(String),
 }
 
+impl From<ccnq_http::HttpError> for CouchError {
+    fn from(e: ccnq_http::HttpError) -> CouchError {
+        match e {
+            ccnq_http::HttpError::Invalid(m) => CouchError::Invalid(m),
+            ccnq_http::HttpError::Transport(m) => CouchError::Transport(m),
+            ccnq_http::HttpError::Timeout(what) => CouchError::Timeout(what),
+        }
+    }
+}
+
 impl CouchError {
     /// Classifies a non-2xx answer. `body` is the raw response body (JSON or not).
     pub fn from_status(status: u16, body: &[u8]) -> CouchError {
