@@ -14,11 +14,14 @@
 //!   repository, through `tough`);
 //! - [`artifact`]: checks downloaded or written bytes against the signed length and
 //!   SHA-256 before anything is made bootable;
+//! - [`fetch`]: metadata for `tough`, and artifacts resumably and at a set rate, from
+//!   the repository's web server (talks to it over HTTP(S));
 //! - [`publish`]: makes and signs a repository from an image build's output, for the
 //!   operator's release process and the tests.
 
 pub mod artifact;
 pub mod error;
+pub mod fetch;
 pub mod publish;
 pub mod release;
 pub mod repository;

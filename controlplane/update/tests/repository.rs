@@ -3,109 +3,13 @@
 //! signature, a key the root does not trust, expired metadata, metadata older than the
 //! trusted, an artifact whose bytes differ, a build for another image id).
 
-use ccnq_update::publish::{self, dir_url, Build, Signing};
+mod common;
+
 use ccnq_update::repository::{self, Source, Verified};
 use ccnq_update::{artifact, ArtifactRole, Refusal, UpdateError};
+use common::{build, copy_dir, days, signing, Repo, ROOTHASH};
 use jiff::{SignedDuration, Timestamp};
-use std::num::NonZeroU64;
-use std::path::{Path, PathBuf};
-use tempfile::TempDir;
 use tough::FilesystemTransport;
-
-const ROOTHASH: &str = "6567ef489d4cd03d56e18b9f1388ce9dadcd2295dd215e837059c39858451396";
-
-struct Repo {
-    dir: TempDir,
-    key: PathBuf,
-    root: Vec<u8>,
-}
-
-fn days(n: i64) -> Timestamp {
-    Timestamp::now() + SignedDuration::from_hours(24 * n)
-}
-
-fn new_key(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let pair = rcgen::KeyPair::generate().unwrap();
-    // tough reads ECDSA and Ed25519 keys as PKCS#8 DER (PEM only for RSA).
-    std::fs::write(&path, pair.serialize_der()).unwrap();
-    path
-}
-
-/// A build of `version` with small artifacts of its own bytes.
-fn build(dir: &Path, image_id: &str, version: &str) -> Build {
-    let out = dir.join(format!("build-{image_id}-{version}"));
-    std::fs::create_dir_all(&out).unwrap();
-    let files = ArtifactRole::ALL
-        .iter()
-        .map(|role| {
-            let path = out.join(format!("{image_id}.{}", role.suffix()));
-            std::fs::write(&path, format!("{image_id} {version} {role}\n").repeat(1000)).unwrap();
-            (*role, path)
-        })
-        .collect();
-    Build {
-        image_id: image_id.into(),
-        version: version.into(),
-        roothash: ROOTHASH.into(),
-        files,
-    }
-}
-
-fn signing(version: u64, expires: Timestamp) -> Signing {
-    Signing {
-        expires,
-        version: NonZeroU64::new(version).unwrap(),
-    }
-}
-
-impl Repo {
-    async fn new() -> Repo {
-        let dir = tempfile::tempdir().unwrap();
-        let key = new_key(dir.path(), "key.pk8");
-        let root = publish::create_root(
-            &dir.path().join("repo"),
-            std::slice::from_ref(&key),
-            days(365),
-        )
-        .await
-        .unwrap();
-        Repo { dir, key, root }
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("repo")
-    }
-
-    async fn publish(&self, builds: &[Build], signing: Signing) {
-        publish::publish(
-            &self.path(),
-            std::slice::from_ref(&self.key),
-            builds,
-            signing,
-        )
-        .await
-        .unwrap();
-    }
-
-    /// A host's view: the trusted root it ships and its own datastore.
-    fn source(&self, host: &str) -> Source {
-        Source {
-            metadata_url: dir_url(&self.path().join("metadata")).unwrap(),
-            targets_url: dir_url(&self.path().join("targets")).unwrap(),
-            trusted_root: self.root.clone(),
-            datastore: self.dir.path().join(format!("datastore-{host}")),
-        }
-    }
-
-    async fn load(&self, host: &str) -> Result<Verified, UpdateError> {
-        repository::load(&self.source(host), FilesystemTransport).await
-    }
-
-    fn timestamp(&self) -> PathBuf {
-        self.path().join("metadata/timestamp.json")
-    }
-}
 
 fn refusal(r: Result<Verified, UpdateError>) -> (Refusal, String) {
     match r {
@@ -256,12 +160,4 @@ async fn a_release_built_for_another_image_id_is_refused() {
     let e = verified.release("ccnq", "1.0.0").unwrap_err();
     assert_eq!(e.refusal(), Some(Refusal::OtherImage), "{e}");
     assert!(e.to_string().contains("ccnq-lab"), "{e}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }

@@ -57,10 +57,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().unwrap().port()
-}
+use crate::free_port;
 
 /// 24 random bytes as hex, for the admin password and the Erlang cookie.
 fn random_hex() -> String {

@@ -132,13 +132,7 @@ pub fn loopback(n: u8) -> String {
     format!("127.{}.{}.{n}", (pid >> 8) & 0xff, pid & 0xff)
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked: the usual small race).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+pub use crate::free_port;
 
 /// One FreeSWITCH of a test: its unit in the container, its event socket and its files.
 /// Installing writes the unit and the configuration; starting, stopping and

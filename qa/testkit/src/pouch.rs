@@ -30,10 +30,7 @@ pub fn node_available(test: &str) -> bool {
     ok
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+use crate::free_port;
 
 impl PouchServer {
     pub fn start(tag: &str) -> PouchServer {
