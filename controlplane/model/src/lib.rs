@@ -14,7 +14,8 @@ pub use ipnet::IpNet;
 pub use model::{
     Acl, CodecNegotiation, Handler, Host, ImageSpec, Interface, RtpIp, ServiceSwitch, Services,
     Side, SipProfile, SofiaProfile, Traces, DEFAULT_CODEC, DEFAULT_HANDLER_HOST,
-    DEFAULT_HANDLER_PORT, DEFAULT_TIMER_T1, DEFAULT_TIMER_T2, DEFAULT_TIMER_T4, EGRESS_PORT_OFFSET,
+    DEFAULT_HANDLER_PORT, DEFAULT_SITE, DEFAULT_TIMER_T1, DEFAULT_TIMER_T2, DEFAULT_TIMER_T4,
+    EGRESS_PORT_OFFSET,
 };
 pub use validate::{is_deleted, validate, Validated, DELETED_PATH};
 
