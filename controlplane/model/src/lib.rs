@@ -19,5 +19,12 @@ pub use model::{
 };
 pub use validate::{is_deleted, validate, Validated, DELETED_PATH};
 
+/// The string rules of the host document, for other documents that name hosts, sites
+/// and image versions (a rollout), so that a name means the same everywhere. Each
+/// answers `Err(reason)`; the caller adds the path.
+pub mod rules {
+    pub use crate::checks::{hostname, name, quote, version};
+}
+
 /// The spec's name for the normalized document.
 pub type HostDocument = Host;
