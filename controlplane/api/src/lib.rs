@@ -9,6 +9,9 @@ use std::fmt;
 use std::str::FromStr;
 use utoipa::ToSchema;
 
+pub mod upgrade;
+pub use upgrade::{ByteProgress, Slot, UpgradeState, UpgradeStatus};
+
 /// What a caller may do. Ordered: each role may do everything the roles before it may.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,

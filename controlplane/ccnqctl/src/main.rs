@@ -1,10 +1,12 @@
-//! `ccnqctl`: the operator's command line for a CCNQ5 host's local API.
+//! `ccnqctl`: the operator's command line for a CCNQ5 host's local API, and (`fleet`)
+//! for the whole fleet through the central CouchDB.
 //!
 //! Output is a table for people and the API's own JSON with `-o json`. Exit codes are a
 //! contract with scripts (see `EXIT CODES` in `--help`): a script can tell "the host is
 //! unreachable" from "you may not" from "the host refused the request".
 
 mod client;
+mod fleet;
 mod output;
 mod pki;
 mod settings;
@@ -31,12 +33,20 @@ const EXIT_CODES: &str = "EXIT CODES:
      failed; the configuration in force is kept); the report is printed
  10  `config`: the state is `pending` (an apply is under way) or `waiting` (no
      revision of the document seen yet): not settled, ask again later; the
-     report is printed";
+     report is printed
+ 11  `fleet rollout`: the rollout is halted (its reason is printed); the host
+     documents are left as they are
+ 12  `fleet rollout`: the rollout document is invalid (each problem printed
+     with its path); nothing was done";
 
 /// `config`: the host's configuration state is `failed`.
 const EXIT_CONFIG_FAILED: u8 = 9;
 /// `config`: the host's configuration state is `pending` or `waiting`.
 const EXIT_CONFIG_NOT_SETTLED: u8 = 10;
+/// `fleet rollout`: the rollout is halted.
+const EXIT_FLEET_HALTED: u8 = 11;
+/// `fleet rollout`: the rollout document is invalid.
+const EXIT_ROLLOUT_INVALID: u8 = 12;
 
 #[derive(Parser)]
 #[command(name = "ccnqctl", version, about = "Operate a CCNQ5 host through its local API", after_help = EXIT_CODES)]
@@ -110,6 +120,10 @@ enum Command {
     /// Bearer tokens for scripts.
     #[command(subcommand)]
     Token(pki::TokenCommand),
+    /// The whole fleet, through the central CouchDB: carry out a rollout, show every
+    /// host's upgrade.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }
@@ -187,6 +201,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
         Command::Pki(cmd) => return pki::run_pki(cmd).map_err(usage),
         Command::Token(cmd) => return pki::run_token(cmd).map_err(usage),
+        Command::Fleet(cmd) => return fleet::run(cmd, cli.output),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,
@@ -358,7 +373,7 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
                 output::log_level,
             )?
         }
-        Command::Pki(_) | Command::Token(_) | Command::Completions { .. } => {
+        Command::Pki(_) | Command::Token(_) | Command::Fleet(_) | Command::Completions { .. } => {
             unreachable!("handled before connecting")
         }
     };
@@ -510,7 +525,7 @@ mod tests {
 
     #[test]
     fn the_help_lists_every_exit_status() {
-        for code in 0..=EXIT_CONFIG_NOT_SETTLED {
+        for code in 0..=EXIT_ROLLOUT_INVALID {
             assert!(
                 EXIT_CODES
                     .lines()

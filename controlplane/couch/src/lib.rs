@@ -6,6 +6,7 @@
 //! those is one module here; the behaviours they follow are in spec/couchdb.md, and how
 //! each of them waits after a failure (never hammering a refused credential) in `retry`.
 
+pub mod all_docs;
 pub mod changes;
 pub mod checkpoint;
 pub mod client;

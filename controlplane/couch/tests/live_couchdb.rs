@@ -137,6 +137,34 @@ async fn live_new_revision_arrives_other_hosts_never() {
 }
 
 #[tokio::test]
+async fn live_docs_with_prefix_lists_live_documents_of_that_prefix_only() {
+    let srv = CouchServer::shared();
+    let db = database(&admin(srv), "prefix", &[]).await;
+    for id in [
+        "host:b.example.net",
+        "host:a.example.net",
+        "status:a.example.net",
+        "hosts",
+    ] {
+        db.put(id, &json!({"n": id})).await.unwrap();
+    }
+    let gone = db.put("host:c.example.net", &json!({})).await.unwrap();
+    db.delete("host:c.example.net", &gone).await.unwrap();
+    let ids = |docs: Vec<Value>| -> Vec<String> {
+        docs.iter()
+            .map(|d| d["_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(db.docs_with_prefix("host:").await.unwrap()),
+        ["host:a.example.net", "host:b.example.net"]
+    );
+    let status = db.docs_with_prefix("status:").await.unwrap();
+    assert_eq!(status[0]["n"], "status:a.example.net");
+    assert!(db.docs_with_prefix("rollout:").await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn live_sequences_are_opaque_strings_stored_and_sent_back_verbatim() {
     let srv = CouchServer::shared();
     let db = database(&admin(srv), "opaque", &[]).await;

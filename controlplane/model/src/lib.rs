@@ -14,9 +14,17 @@ pub use ipnet::IpNet;
 pub use model::{
     Acl, CodecNegotiation, Handler, Host, ImageSpec, Interface, RtpIp, ServiceSwitch, Services,
     Side, SipProfile, SofiaProfile, Traces, DEFAULT_CODEC, DEFAULT_HANDLER_HOST,
-    DEFAULT_HANDLER_PORT, DEFAULT_TIMER_T1, DEFAULT_TIMER_T2, DEFAULT_TIMER_T4, EGRESS_PORT_OFFSET,
+    DEFAULT_HANDLER_PORT, DEFAULT_SITE, DEFAULT_TIMER_T1, DEFAULT_TIMER_T2, DEFAULT_TIMER_T4,
+    EGRESS_PORT_OFFSET,
 };
 pub use validate::{is_deleted, validate, Validated, DELETED_PATH};
+
+/// The string rules of the host document, for other documents that name hosts, sites
+/// and image versions (a rollout), so that a name means the same everywhere. Each
+/// answers `Err(reason)`; the caller adds the path.
+pub mod rules {
+    pub use crate::checks::{hostname, name, quote, version};
+}
 
 /// The spec's name for the normalized document.
 pub type HostDocument = Host;

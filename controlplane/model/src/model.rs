@@ -29,12 +29,17 @@ pub const DEFAULT_TIMER_T2: u32 = 4000;
 pub const DEFAULT_TIMER_T4: u32 = 5000;
 /// What the default `egress_sip_port` adds to `ingress_sip_port`.
 pub const EGRESS_PORT_OFFSET: u16 = 10000;
+/// The `site` of a host document that names none: a fleet without sites is one site.
+pub const DEFAULT_SITE: &str = "default";
 
 /// A validated, fully defaulted host document (`_id` `host:<fqdn>`, `type` `host`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
     /// The host's fully qualified name, the document's `host` (and the tail of its `_id`).
     pub host: String,
+    /// The site the host belongs to ([`DEFAULT_SITE`] when the document names none): a
+    /// rollout limits how many hosts of one site reboot at once.
+    pub site: String,
     /// The image version the host must run; `None`: stay on the booted version.
     pub image: Option<ImageSpec>,
     /// True: FreeSWITCH is neither configured nor started.
@@ -84,10 +89,11 @@ impl Host {
 
 impl Serialize for Host {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Host", 13)?;
+        let mut st = s.serialize_struct("Host", 14)?;
         st.serialize_field("_id", &self.id())?;
         st.serialize_field("type", "host")?;
         st.serialize_field("host", &self.host)?;
+        st.serialize_field("site", &self.site)?;
         match &self.image {
             Some(image) => st.serialize_field("image", image)?,
             None => st.skip_field("image")?,
@@ -115,6 +121,11 @@ impl Serialize for Host {
 pub struct ImageSpec {
     /// A version string (`[A-Za-z0-9][A-Za-z0-9._+~-]*`, no `..`).
     pub version: String,
+    /// True: the host may download `version` and write it to its other slot, but must
+    /// not reboot into it yet (a rollout's wave has not reached it). Default false.
+    /// Written only when true, so documents without it read back unchanged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
 }
 
 /// `services`: the bundled services that can be switched off.

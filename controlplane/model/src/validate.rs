@@ -318,6 +318,7 @@ const HOST_FIELDS: &[&str] = &[
     "_rev",
     "type",
     "host",
+    "site",
     "image",
     "server_only",
     "services",
@@ -357,6 +358,15 @@ fn host(ctx: &mut Ctx, doc: &Value, expected_fqdn: &str) -> Parsed<Host> {
     });
     let identity = identity(ctx, &root, id, fqdn, expected_fqdn);
 
+    let site = optional(ctx, m, &root, "site", |ctx, v, p| {
+        let s = string(ctx, v, p)?;
+        ctx.check(
+            p,
+            checks::name(s).map_err(|why| format!("invalid site name: {why}")),
+        )
+        .map(|()| s.to_owned())
+    })
+    .map(|s| s.unwrap_or_else(|| DEFAULT_SITE.to_owned()));
     let image = optional(ctx, m, &root, "image", image);
     let server_only = optional(ctx, m, &root, "server_only", boolean).map(|b| b.unwrap_or(false));
     let services = optional(ctx, m, &root, "services", services).map(Option::unwrap_or_default);
@@ -402,6 +412,7 @@ fn host(ctx: &mut Ctx, doc: &Value, expected_fqdn: &str) -> Parsed<Host> {
     identity?;
     Ok(Host {
         host: fqdn?.to_owned(),
+        site: site?,
         image: image?,
         server_only: server_only?,
         services: services?,
@@ -473,12 +484,16 @@ fn identity(
 
 fn image(ctx: &mut Ctx, v: &Value, path: &Path) -> Parsed<ImageSpec> {
     let m = object(ctx, v, path)?;
-    unknown_fields(ctx, m, path, &["version"]);
+    unknown_fields(ctx, m, path, &["version", "hold"]);
     let version = required(ctx, m, path, "version", |ctx, v, p| {
         let s = string(ctx, v, p)?;
         ctx.check(p, checks::version(s)).map(|()| s.to_owned())
-    })?;
-    Ok(ImageSpec { version })
+    });
+    let hold = optional(ctx, m, path, "hold", boolean).map(|h| h.unwrap_or(false));
+    Ok(ImageSpec {
+        version: version?,
+        hold: hold?,
+    })
 }
 
 fn services(ctx: &mut Ctx, v: &Value, path: &Path) -> Parsed<Services> {

@@ -480,6 +480,67 @@ fn image_version_is_checked() {
 }
 
 #[test]
+fn image_hold_defaults_to_false_and_must_be_a_boolean() {
+    let h = host_after(|d| d["image"] = json!({ "version": "2026.12.1" }));
+    assert!(!h.image.as_ref().unwrap().hold);
+    let h = host_after(|d| d["image"] = json!({ "version": "2026.12.1", "hold": true }));
+    assert_eq!(h.image.as_ref().unwrap().version, "2026.12.1");
+    assert!(h.image.as_ref().unwrap().hold);
+    // A null reads as absent, as everywhere in the document.
+    let h = host_after(|d| d["image"] = json!({ "version": "2026.12.1", "hold": null }));
+    assert!(!h.image.unwrap().hold);
+    assert_eq!(
+        errors_after(|d| d["image"] = json!({ "version": "2026.12.1", "hold": "yes" })),
+        ["image.hold: expected true or false, got a string"]
+    );
+    // Both problems of the object at once: one never hides the other.
+    assert_eq!(
+        errors_after(|d| d["image"] = json!({ "hold": 1 })),
+        [
+            "image.version: required field is missing",
+            "image.hold: expected true or false, got a number"
+        ]
+    );
+}
+
+#[test]
+fn site_defaults_to_default_and_is_checked_like_other_names() {
+    assert_eq!(host_after(|_| {}).site, "default");
+    assert_eq!(host_after(|d| d["site"] = json!("paris-1")).site, "paris-1");
+    assert_eq!(
+        errors_after(|d| d["site"] = json!("paris 1")),
+        ["site: invalid site name: \"paris 1\" contains ' ': names allow only A-Z, a-z, 0-9, '_', '.' and '-'"]
+    );
+    assert_eq!(
+        errors_after(|d| d["site"] = json!("")),
+        ["site: invalid site name: empty name"]
+    );
+    assert_eq!(
+        errors_after(|d| d["site"] = json!(3)),
+        ["site: expected a string, got a number"]
+    );
+}
+
+#[test]
+fn site_and_hold_survive_the_stored_model() {
+    let mut doc = base();
+    doc["site"] = json!("lyon");
+    doc["image"] = json!({ "version": "2026.12.1", "hold": true });
+    let v = validate(&doc, FQDN).unwrap();
+    let stored = serde_json::to_value(&v.host).unwrap();
+    assert_eq!(stored["site"], "lyon");
+    assert_eq!(
+        stored["image"],
+        json!({ "version": "2026.12.1", "hold": true })
+    );
+    assert_eq!(validate(&stored, FQDN).unwrap().host, v.host);
+    // Without hold the stored image is what it always was.
+    doc["image"] = json!({ "version": "2026.12.1" });
+    let stored = serde_json::to_value(validate(&doc, FQDN).unwrap().host).unwrap();
+    assert_eq!(stored["image"], json!({ "version": "2026.12.1" }));
+}
+
+#[test]
 fn other_typed_fields() {
     assert_eq!(
         errors_after(|d| profile(d)["inbound_codec_negotiation"] = json!("stingy")),
