@@ -70,7 +70,8 @@ pub struct Version {
     pub image_id: Option<String>,
     /// `IMAGE_VERSION` from os-release.
     pub image_version: Option<String>,
-    /// The A/B slot the host booted from (`a` or `b`), from the kernel command line.
+    /// The A/B slot the host booted from (`a` or `b`), or `pxe` when it booted from the
+    /// network, from the kernel command line.
     pub slot: Option<String>,
 }
 

@@ -20,7 +20,11 @@ pub fn version(os_release: &[PathBuf], cmdline: &Path) -> Version {
         daemon: env!("CARGO_PKG_VERSION").to_string(),
         image_id: os_release_value(&release, "IMAGE_ID"),
         image_version: os_release_value(&release, "IMAGE_VERSION"),
-        slot: cmdline_value(&cmdline, "ccnq.slot"),
+        // A PXE boot has no slot (`ccnq.boot=pxe`, no `ccnq.slot`): said so, rather than
+        // left unknown, because it changes what an upgrade is (a reboot, no slot write).
+        slot: cmdline_value(&cmdline, "ccnq.slot").or_else(|| {
+            (cmdline_value(&cmdline, "ccnq.boot").as_deref() == Some("pxe")).then(|| "pxe".into())
+        }),
     }
 }
 
@@ -75,6 +79,16 @@ mod tests {
         let line = "console=ttyS0 roothash=abc ccnq.slot=b quiet\n";
         assert_eq!(cmdline_value(line, "ccnq.slot").as_deref(), Some("b"));
         assert_eq!(cmdline_value("quiet", "ccnq.slot"), None);
+    }
+
+    #[test]
+    fn a_pxe_boot_reports_slot_pxe() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmdline = dir.path().join("cmdline");
+        std::fs::write(&cmdline, "console=ttyS0 ccnq.boot=pxe").unwrap();
+        assert_eq!(version(&[], &cmdline).slot.as_deref(), Some("pxe"));
+        std::fs::write(&cmdline, "console=ttyS0").unwrap();
+        assert_eq!(version(&[], &cmdline).slot, None);
     }
 
     #[test]

@@ -427,6 +427,22 @@ async fn a_new_revision_reaches_the_apply_step_and_other_documents_never_do() {
     assert_eq!(status["host"], FQDN);
     assert_eq!(status["image"]["version"], "2026.12.1");
     assert_eq!(status["image"]["slot"], "a");
+    // The upgrade part, as the rollout driver reads it (ccnq_api::upgrade): the booted
+    // image, and idle, since this host has no upgrade path yet.
+    let upgrade: ccnq_api::upgrade::UpgradeStatus =
+        serde_json::from_value(status["upgrade"].clone()).unwrap();
+    assert_eq!(
+        (
+            upgrade.booted_version.as_str(),
+            upgrade.booted_slot,
+            upgrade.state
+        ),
+        (
+            "2026.12.1",
+            ccnq_api::upgrade::Slot::A,
+            ccnq_api::upgrade::UpgradeState::Idle
+        )
+    );
     assert_eq!(
         status["last"]["actions"][0]["description"],
         format!("test double: run {rev2}")
