@@ -97,6 +97,9 @@ enum Command {
     Version,
     /// Uptime, configuration state and the data volume.
     Status,
+    /// The host's image upgrade.
+    #[command(subcommand)]
+    Upgrade(UpgradeCommand),
     /// The host document: desired and applied revisions, the last attempt with its
     /// errors and actions, the changes feed and the replication.
     Config {
@@ -126,6 +129,13 @@ enum Command {
     Fleet(fleet::FleetCommand),
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand)]
+enum UpgradeCommand {
+    /// The booted image and slot, the other slot's version, and where an upgrade stands
+    /// (with a progress bar while it downloads or writes).
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -301,6 +311,11 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
             cli,
             target.call(Method::GET, "/v1/status", None).await?,
             output::status,
+        )?,
+        Command::Upgrade(UpgradeCommand::Status) => show(
+            cli,
+            target.call(Method::GET, "/v1/upgrade", None).await?,
+            output::upgrade,
         )?,
         Command::Config { action: None } => {
             let reply = target.call(Method::GET, "/v1/config", None).await?;

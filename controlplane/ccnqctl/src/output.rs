@@ -28,6 +28,42 @@ pub fn version(v: &Version) -> String {
     ])
 }
 
+pub fn upgrade(u: &ccnq_api::upgrade::UpgradeStatus) -> String {
+    let mut rows = vec![
+        (
+            "booted",
+            format!("{} (slot {})", u.booted_version, u.booted_slot.as_str()),
+        ),
+        ("other slot", or_dash(&u.other_slot_version)),
+        ("state", u.state.to_string()),
+        ("target", or_dash(&u.target_version)),
+        ("since", u.since.clone()),
+    ];
+    if let Some(p) = &u.progress {
+        rows.push(("progress", progress_bar(p.done, p.total)));
+    }
+    if let Some(reason) = &u.reason {
+        rows.push(("reason", reason.clone()));
+    }
+    table(&rows)
+}
+
+/// `[#########-----------]  45% 123.4 MiB of 274.0 MiB`
+pub fn progress_bar(done: u64, total: u64) -> String {
+    const WIDTH: u64 = 20;
+    let done = done.min(total);
+    // Nothing to do counts as all done.
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    let percent = (done * 100).checked_div(total).unwrap_or(100);
+    format!(
+        "[{}{}] {percent:>3}% {} of {}",
+        "#".repeat(filled as usize),
+        "-".repeat((WIDTH - filled) as usize),
+        bytes(done),
+        bytes(total)
+    )
+}
+
 pub fn status(s: &Status) -> String {
     let vol = &s.data_volume;
     table(&[
@@ -346,6 +382,14 @@ mod tests {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(10 * 1024 * 1024 * 1024), "10.0 GiB");
+    }
+
+    #[test]
+    fn the_progress_bar_fills_with_the_bytes_done() {
+        assert!(progress_bar(0, 200).starts_with("[--------------------]   0%"));
+        assert!(progress_bar(100, 200).starts_with("[##########----------]  50%"));
+        assert!(progress_bar(300, 200).starts_with("[####################] 100%"));
+        assert!(progress_bar(0, 0).starts_with("[####################] 100%"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod server;
 mod services;
 mod system;
 mod tls;
+mod upgrade;
 mod volume;
 
 use clap::Parser;

@@ -46,6 +46,47 @@ async fn admin_certificate_reads_status_and_version() {
 }
 
 #[tokio::test]
+async fn a_reader_sees_the_upgrade_state_and_a_host_off_the_image_gets_404() {
+    let site = Site::new();
+    let config = site.config(true, "");
+    let daemon = Daemon::start(&config);
+    let u = request(
+        &site,
+        daemon.addr,
+        Auth::Cert(&site.reader),
+        "GET",
+        "/v1/upgrade",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(u.status, 200, "{:?}", u.body);
+    assert_eq!(u.body["booted_version"], "2026.11.2");
+    assert_eq!(u.body["booted_slot"], "a");
+    assert_eq!(u.body["state"], "idle");
+    assert!(u.body["since"].as_str().is_some_and(|s| s.ends_with('Z')));
+
+    // The kernel command line names no slot (and it is no PXE boot): not a CCNQ image.
+    std::fs::write(site.path("cmdline"), "console=ttyS0\n").unwrap();
+    let u = request(
+        &site,
+        daemon.addr,
+        Auth::Cert(&site.reader),
+        "GET",
+        "/v1/upgrade",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(u.status, 404);
+    assert!(
+        u.body["detail"].as_str().unwrap().contains("ccnq.slot"),
+        "{:?}",
+        u.body
+    );
+}
+
+#[tokio::test]
 async fn no_certificate_and_no_token_is_401_but_health_answers() {
     let site = Site::new();
     let daemon = Daemon::start(&site.config(true, ""));

@@ -74,6 +74,21 @@ fn status_as_a_table_and_as_json() {
             .any(|l| l.starts_with("slot") && l.ends_with('a')),
         "{out}"
     );
+
+    let mut cmd = ctl(&site);
+    with_cert(&mut cmd, &site, &daemon, "reader");
+    let (code, out, err) = run(cmd.args(["upgrade", "status"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("booted") && l.ends_with("2026.11.2 (slot a)")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("state") && l.ends_with("idle")),
+        "{out}"
+    );
 }
 
 #[test]

@@ -89,6 +89,7 @@ pub enum Endpoint {
     PostPlan,
     ListServices,
     ServiceAction(ccnq_api::ServiceAction),
+    Upgrade,
 }
 
 /// One row of the route table.
@@ -142,6 +143,12 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/status",
         role: Some(Role::Reader),
         endpoint: Endpoint::Status,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/upgrade",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::Upgrade,
     },
     Route {
         method: Method::GET,
@@ -384,6 +391,7 @@ async fn serve(
         },
         Endpoint::Health => health(daemon),
         Endpoint::Version => version(daemon),
+        Endpoint::Upgrade => upgrade(daemon),
         Endpoint::Status => status(daemon),
         Endpoint::OpenApi => openapi(),
         Endpoint::GetConfig => get_config(daemon),
@@ -429,6 +437,29 @@ fn version(daemon: &Daemon) -> Response<Body> {
         StatusCode::OK,
         &crate::system::version(&daemon.config.os_release, &daemon.config.kernel_cmdline),
     )
+}
+
+/// The booted image and slot, and where an upgrade stands (the `upgrade` part of
+/// `status:<fqdn>`).
+#[utoipa::path(get, path = "/v1/upgrade", tag = "daemon",
+    description = "Role: reader. 404 when the host does not run a CCNQ image (no image \
+        version or slot to report).",
+    security(("bearer" = []), ("mutualTLS" = [])),
+    responses((status = 200, description = "Upgrade state", body = ccnq_api::upgrade::UpgradeStatus),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not a CCNQ image", body = Problem, content_type = "application/problem+json")))]
+fn upgrade(daemon: &Daemon) -> Response<Body> {
+    let version = crate::system::version(&daemon.config.os_release, &daemon.config.kernel_cmdline);
+    match crate::upgrade::status(&version) {
+        Some(status) => json(StatusCode::OK, &status),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            "this host does not run a CCNQ image: os-release has no IMAGE_VERSION, or the \
+             kernel command line no ccnq.slot (nor ccnq.boot=pxe)"
+                .into(),
+        ),
+    }
 }
 
 /// Uptime, configuration state and the data volume.

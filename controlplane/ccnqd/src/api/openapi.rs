@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::health,
         super::version,
+        super::upgrade,
         super::status,
         super::openapi,
         super::get_log_level,
@@ -32,6 +33,10 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         ccnq_api::Health,
         ccnq_api::Version,
+        ccnq_api::upgrade::UpgradeStatus,
+        ccnq_api::upgrade::Slot,
+        ccnq_api::upgrade::UpgradeState,
+        ccnq_api::upgrade::ByteProgress,
         ccnq_api::Status,
         ccnq_api::ConfigState,
         ccnq_api::Volume,
