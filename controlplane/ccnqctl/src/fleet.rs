@@ -54,13 +54,7 @@ pub enum FleetCommand {
 }
 
 pub fn run(cmd: &FleetCommand, format: Format) -> Result<(), Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            code: 1,
-            message: e.to_string(),
-        })?;
+    let runtime = crate::runtime()?;
     match cmd {
         FleetCommand::Rollout {
             name,
@@ -250,24 +244,8 @@ async fn status(db: &Db, format: Format) -> Result<(), Failure> {
 
 fn table(rows: &[[String; 6]]) -> String {
     let head = ["HOST", "SITE", "BOOTED", "STATE", "SINCE", "DOCUMENT"].map(String::from);
-    let all: Vec<&[String; 6]> = std::iter::once(&head).chain(rows).collect();
-    let mut widths = [0usize; 6];
-    for r in &all {
-        for (w, c) in widths.iter_mut().zip(r.iter()) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let mut out = String::new();
-    for r in all {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    let all: Vec<[String; 6]> = std::iter::once(head).chain(rows.iter().cloned()).collect();
+    crate::output::columns(&all)
 }
 
 #[cfg(test)]

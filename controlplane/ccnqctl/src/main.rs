@@ -224,14 +224,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
         _ => {}
     }
     let target = target(&cli)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    runtime()?.block_on(api_command(&cli, &target))
+}
+
+/// The single-threaded runtime each command runs on.
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure {
             code: 1,
             message: e.to_string(),
-        })?;
-    runtime.block_on(api_command(&cli, &target))
+        })
 }
 
 /// Merges flags and environment (clap) with the settings file.

@@ -253,22 +253,7 @@ pub fn services(l: &ServiceList) -> String {
             dash(&s.pending),
         ]);
     }
-    let mut widths = [0usize; 8];
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let mut out = String::new();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = columns(&rows);
     // Why a unit is "skipped", under the table: a condition line is too wide for a cell.
     for s in &l.services {
         if let Some(c) = skipped_by(s) {
@@ -277,6 +262,27 @@ pub fn services(l: &ServiceList) -> String {
                 s.name
             ));
         }
+    }
+    out
+}
+
+/// Rows as left-aligned columns two spaces apart, each as wide as its widest cell.
+pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
     }
     out
 }

@@ -24,6 +24,7 @@ pub use validate::{is_deleted, validate, Validated, DELETED_PATH};
 /// answers `Err(reason)`; the caller adds the path.
 pub mod rules {
     pub use crate::checks::{hostname, name, quote, version};
+    pub use crate::validate::kind;
 }
 
 /// The spec's name for the normalized document.

@@ -492,16 +492,7 @@ fn get<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a Value> {
     m.get(k).filter(|v| !v.is_null())
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+use ccnq_model::rules::kind;
 
 /// The document with `progress` replaced, every other field as read (with its `_rev`).
 pub fn with_progress(rollout: &Rollout, progress: &Progress) -> Value {
