@@ -7,8 +7,8 @@
 
 use ccnq_api::Version;
 
-/// When this daemon started: the `since` of an `idle` upgrade state, which nothing else
-/// moves yet.
+/// The `since` of the `idle` state: when it was first reported (at the daemon's first
+/// status write, moments after it started), since nothing moves it yet.
 static STARTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// The `upgrade` part (`ccnq_api::upgrade`, read by the rollout driver): the booted
