@@ -17,7 +17,9 @@ use ccnq_http::{HttpError, Origin};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tough::{Transport, TransportError, TransportErrorKind, TransportStream};
@@ -46,17 +48,23 @@ impl Default for HttpSettings {
 /// Metadata larger than this is an endless-data attack, not metadata.
 const MAX_METADATA: usize = 16 << 20;
 
-/// Sends one GET for `url` (with a `Range` from `from`, if any) and waits for its headers.
-async fn get(
-    settings: &HttpSettings,
-    url: &Url,
-    from: Option<u64>,
-) -> Result<hyper::Response<Incoming>, HttpError> {
-    let origin = Origin::parse(
+/// Where `url` is served from (scheme, host, port), with its TLS trust.
+fn origin_of(settings: &HttpSettings, url: &Url) -> Result<Origin, HttpError> {
+    Origin::parse(
         &url.origin().ascii_serialization(),
         settings.ca_file.as_deref(),
         settings.connect_timeout,
-    )?;
+    )
+}
+
+/// Sends one GET for `url` (served by `origin`) with a `Range` from `from`, if any, and
+/// waits for its headers.
+async fn get(
+    settings: &HttpSettings,
+    origin: &Origin,
+    url: &Url,
+    from: Option<u64>,
+) -> Result<hyper::Response<Incoming>, HttpError> {
     let mut sender = origin.open().await?;
     let target = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
@@ -92,10 +100,33 @@ async fn next_piece(body: &mut Incoming, t: Duration) -> Result<Option<Bytes>, H
     }
 }
 
-/// `tough`'s transport over HTTP(S) (and `file://`, through `tough`'s own).
+/// `tough`'s transport over HTTP(S) (and `file://`, through `tough`'s own). It keeps one
+/// [`Origin`] per server: a repository load fetches several files from the same one,
+/// and each `Origin` reads its CA bundle.
 #[derive(Debug, Clone, Default)]
 pub struct HttpTransport {
     pub settings: HttpSettings,
+    origins: Arc<Mutex<HashMap<String, Origin>>>,
+}
+
+impl HttpTransport {
+    pub fn new(settings: HttpSettings) -> HttpTransport {
+        HttpTransport {
+            settings,
+            origins: Arc::default(),
+        }
+    }
+
+    fn origin(&self, url: &Url) -> Result<Origin, HttpError> {
+        let key = url.origin().ascii_serialization();
+        let mut origins = self.origins.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = origins.get(&key) {
+            return Ok(o.clone());
+        }
+        let o = origin_of(&self.settings, url)?;
+        origins.insert(key, o.clone());
+        Ok(o)
+    }
 }
 
 #[tough::async_trait]
@@ -106,7 +137,10 @@ impl Transport for HttpTransport {
         }
         let other =
             |e: HttpError| TransportError::new_with_cause(TransportErrorKind::Other, &url, e);
-        let resp = get(&self.settings, &url, None).await.map_err(other)?;
+        let origin = self.origin(&url).map_err(other)?;
+        let resp = get(&self.settings, &origin, &url, None)
+            .await
+            .map_err(other)?;
         match resp.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => {
@@ -163,7 +197,8 @@ pub async fn download(
         have = 0;
     }
     if have < artifact.length {
-        let resp = get(settings, url, (have > 0).then_some(have))
+        let origin = origin_of(settings, url).map_err(unavailable)?;
+        let resp = get(settings, &origin, url, (have > 0).then_some(have))
             .await
             .map_err(unavailable)?;
         let append = match resp.status() {
@@ -274,6 +309,29 @@ mod tests {
     const MIB: u64 = 1 << 20;
     fn s(n: u64) -> Duration {
         Duration::from_secs(n)
+    }
+
+    #[test]
+    fn the_transport_keeps_one_origin_per_server() {
+        let t = HttpTransport::default();
+        let url = |u: &str| Url::parse(u).unwrap();
+        t.origin(&url("http://127.0.0.1:8080/metadata/timestamp.json"))
+            .unwrap();
+        t.origin(&url("http://127.0.0.1:8080/metadata/2.root.json"))
+            .unwrap();
+        t.origin(&url("http://127.0.0.1:8080/targets/x.efi"))
+            .unwrap();
+        assert_eq!(t.origins.lock().unwrap().len(), 1);
+        t.origin(&url("http://127.0.0.1:8081/metadata/timestamp.json"))
+            .unwrap();
+        assert_eq!(
+            t.origins.lock().unwrap().len(),
+            2,
+            "another port, another server"
+        );
+        // A clone (tough clones its transport) shares what is kept.
+        t.clone().origin(&url("http://[::1]/a")).unwrap();
+        assert_eq!(t.origins.lock().unwrap().len(), 3);
     }
 
     #[test]
