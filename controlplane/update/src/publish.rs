@@ -37,7 +37,7 @@ pub struct Build {
 
 impl Build {
     /// The build `image/build` left in `dir` (`<image_id>.version`, `.roothash`,
-    /// `.root.raw`, `.root-verity.raw`, `.efi`).
+    /// `.root.raw`, `.root-verity.raw`, `.a.efi`, `.b.efi`).
     pub fn from_image_output(dir: &Path, image_id: &str) -> Result<Build, UpdateError> {
         let read = |suffix: &str| {
             let path = dir.join(format!("{image_id}.{suffix}"));

@@ -1,9 +1,11 @@
 //! One version of one image, as the signed targets metadata describes it.
 //!
-//! A release is three targets, named after the version (target names are flat: TUF
+//! A release is four targets, named after the version (target names are flat: TUF
 //! percent-encodes a `/` in them): `<version>.root.raw` (the erofs root partition),
-//! `<version>.root-verity.raw` (its dm-verity hash partition) and `<version>.efi` (the
-//! unified kernel image, which carries the root hash on its command line). Each target's
+//! `<version>.root-verity.raw` (its dm-verity hash partition), and `<version>.a.efi` and
+//! `<version>.b.efi`: the unified kernel image once per slot, because its embedded
+//! command line names the partitions it boots (`PARTLABEL=root-a` or `root-b`) beside
+//! the root hash. A host writes the UKI of the slot it fills. Each target's
 //! `custom` says which image and version it was built as, and the root hash, stamped by
 //! the publisher from the build's output: a host refuses a release built for another
 //! image id, and one whose parts disagree. Pure: the caller hands over what `tough` has
@@ -19,22 +21,31 @@ use std::fmt;
 pub enum ArtifactRole {
     Root,
     Verity,
-    Uki,
+    /// The UKI that boots slot a.
+    UkiA,
+    /// The UKI that boots slot b.
+    UkiB,
 }
 
 impl ArtifactRole {
     /// In the order a slot is written: the partitions, then the boot entry that makes
     /// them bootable.
-    pub const ALL: [ArtifactRole; 3] =
-        [ArtifactRole::Root, ArtifactRole::Verity, ArtifactRole::Uki];
+    pub const ALL: [ArtifactRole; 4] = [
+        ArtifactRole::Root,
+        ArtifactRole::Verity,
+        ArtifactRole::UkiA,
+        ArtifactRole::UkiB,
+    ];
 
     /// The target name's suffix, after `<version>.`; also the suffix of mkosi's split
-    /// artifacts (`ccnq.root.raw`, `ccnq.root-verity.raw`, `ccnq.efi`).
+    /// artifacts (`ccnq.root.raw`, `ccnq.root-verity.raw`) and of the per-slot UKIs
+    /// `image/build` makes (`ccnq.a.efi`, `ccnq.b.efi`).
     pub fn suffix(self) -> &'static str {
         match self {
             ArtifactRole::Root => "root.raw",
             ArtifactRole::Verity => "root-verity.raw",
-            ArtifactRole::Uki => "efi",
+            ArtifactRole::UkiA => "a.efi",
+            ArtifactRole::UkiB => "b.efi",
         }
     }
 }
@@ -44,7 +55,8 @@ impl fmt::Display for ArtifactRole {
         f.write_str(match self {
             ArtifactRole::Root => "root",
             ArtifactRole::Verity => "verity",
-            ArtifactRole::Uki => "uki",
+            ArtifactRole::UkiA => "uki-a",
+            ArtifactRole::UkiB => "uki-b",
         })
     }
 }
@@ -209,7 +221,7 @@ pub fn select<'a>(
     Ok(Release {
         image_id: image_id.to_owned(),
         version: version.to_owned(),
-        roothash: roothash.expect("three artifacts checked"),
+        roothash: roothash.expect("every artifact checked"),
         artifacts,
     })
 }
@@ -271,11 +283,12 @@ mod tests {
             [
                 "2026.12.0.root.raw",
                 "2026.12.0.root-verity.raw",
-                "2026.12.0.efi"
+                "2026.12.0.a.efi",
+                "2026.12.0.b.efi"
             ]
         );
-        assert_eq!(r.total_length(), 30);
-        assert_eq!(r.artifact(ArtifactRole::Uki).name, "2026.12.0.efi");
+        assert_eq!(r.total_length(), 40);
+        assert_eq!(r.artifact(ArtifactRole::UkiB).name, "2026.12.0.b.efi");
     }
 
     #[test]

@@ -155,7 +155,7 @@ async fn bytes_that_differ_from_the_signed_ones_are_refused_and_removed() {
     let uki = verified
         .release("ccnq", "1.0.0")
         .unwrap()
-        .artifact(ArtifactRole::Uki)
+        .artifact(ArtifactRole::UkiB)
         .clone();
     let url = verified.artifact_url(&uki).unwrap();
     // The mirror's copy is changed in place (a new file: the published one is a link).
