@@ -8,6 +8,7 @@ mod checks;
 mod error;
 mod model;
 mod validate;
+pub mod window;
 
 pub use error::{ValidationError, Warning};
 pub use ipnet::IpNet;

@@ -126,6 +126,9 @@ pub struct ImageSpec {
     /// Written only when true, so documents without it read back unchanged.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hold: bool,
+    /// When the host may reboot into `version`; `None`: at any time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::window::Window>,
 }
 
 /// `services`: the bundled services that can be switched off.

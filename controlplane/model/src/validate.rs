@@ -13,6 +13,7 @@
 use crate::checks;
 use crate::error::{ValidationError, Warning};
 use crate::model::*;
+use crate::window::Window;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -485,15 +486,60 @@ fn identity(
 
 fn image(ctx: &mut Ctx, v: &Value, path: &Path) -> Parsed<ImageSpec> {
     let m = object(ctx, v, path)?;
-    unknown_fields(ctx, m, path, &["version", "hold"]);
+    unknown_fields(ctx, m, path, &["version", "hold", "window"]);
     let version = required(ctx, m, path, "version", |ctx, v, p| {
         let s = string(ctx, v, p)?;
         ctx.check(p, checks::version(s)).map(|()| s.to_owned())
     });
     let hold = optional(ctx, m, path, "hold", boolean).map(|h| h.unwrap_or(false));
+    let window = optional(ctx, m, path, "window", window);
     Ok(ImageSpec {
         version: version?,
         hold: hold?,
+        window: window?,
+    })
+}
+
+fn window(ctx: &mut Ctx, v: &Value, path: &Path) -> Parsed<Window> {
+    let m = object(ctx, v, path)?;
+    unknown_fields(ctx, m, path, &["start", "end", "days"]);
+    let time = |ctx: &mut Ctx, v: &Value, p: &Path| -> Parsed<u16> {
+        let s = string(ctx, v, p)?;
+        crate::window::parse_time(s).map_err(|e| ctx.error(p, e))
+    };
+    let start = required(ctx, m, path, "start", time);
+    let end = required(ctx, m, path, "end", time);
+    let days = optional(ctx, m, path, "days", |ctx, v, p| {
+        let Value::Array(items) = v else {
+            return Err(ctx.error(p, format!("expected an array of days, got {}", kind(v))));
+        };
+        if items.is_empty() {
+            return Err(ctx.error(
+                p,
+                "empty: the window would never open (leave days out for every day)",
+            ));
+        }
+        let mut on = [false; 7];
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let at = p.index(i);
+            match string(ctx, item, &at)
+                .and_then(|s| crate::window::parse_day(s).map_err(|e| ctx.error(&at, e)))
+            {
+                Ok(d) => on[d] = true,
+                Err(_) => ok = false,
+            }
+        }
+        if ok {
+            Ok(on)
+        } else {
+            Err(Reported)
+        }
+    });
+    Ok(Window {
+        start: start?,
+        end: end?,
+        days: days?.unwrap_or([true; 7]),
     })
 }
 

@@ -504,6 +504,37 @@ fn image_hold_defaults_to_false_and_must_be_a_boolean() {
 }
 
 #[test]
+fn image_window_is_read_with_its_days_and_each_bad_part_is_named() {
+    let h = host_after(|d| {
+        d["image"] = json!({ "version": "2", "window": { "start": "22:00", "end": "02:00", "days": ["fri"] } })
+    });
+    let w = h.image.unwrap().window.unwrap();
+    assert_eq!((w.start, w.end), (22 * 60, 2 * 60));
+    assert!(w.contains(4, 23 * 60) && w.contains(5, 60) && !w.contains(5, 23 * 60));
+    let h = host_after(|d| {
+        d["image"] = json!({ "version": "2", "window": { "start": "02:00", "end": "05:00" } })
+    });
+    assert_eq!(h.image.unwrap().window.unwrap().days, [true; 7]);
+    assert_eq!(
+        errors_after(|d| {
+            d["image"] = json!({ "version": "2", "window": { "start": "25:00", "days": ["friday", 3] } })
+        }),
+        [
+            "image.window.start: expected a time \"HH:MM\" (UTC, 00:00 to 23:59), got \"25:00\"",
+            "image.window.end: required field is missing",
+            "image.window.days[0]: expected one of mon, tue, wed, thu, fri, sat, sun, got \"friday\"",
+            "image.window.days[1]: expected a string, got a number"
+        ]
+    );
+    assert_eq!(
+        errors_after(
+            |d| d["image"] = json!({ "version": "2", "window": { "start": "01:00", "end": "02:00", "days": [] } })
+        ),
+        ["image.window.days: empty: the window would never open (leave days out for every day)"]
+    );
+}
+
+#[test]
 fn site_defaults_to_default_and_is_checked_like_other_names() {
     assert_eq!(host_after(|_| {}).site, "default");
     assert_eq!(host_after(|d| d["site"] = json!("paris-1")).site, "paris-1");

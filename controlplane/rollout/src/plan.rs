@@ -204,6 +204,12 @@ pub fn plan(rollout: &Rollout, fleet: &Fleet, now: OffsetDateTime) -> Plan {
     }
 }
 
+/// Whether a document's `image` already says what `want` does: the version and the
+/// hold, whatever else (a maintenance window) it holds.
+fn names(image: Option<&ImageSpec>, want: &ImageSpec) -> bool {
+    image.is_some_and(|i| i.version == want.version && i.hold == want.hold)
+}
+
 struct Pass<'a> {
     rollout: &'a Rollout,
     fleet: &'a Fleet,
@@ -222,10 +228,13 @@ impl Pass<'_> {
         self.events.push(Event::Halted { reason });
     }
 
+    /// What the rollout writes into `image` (the driver keeps the document's other
+    /// fields of it, such as its maintenance window).
     fn image(&self, hold: bool) -> ImageSpec {
         ImageSpec {
             version: self.rollout.version.clone(),
             hold,
+            window: None,
         }
     }
 
@@ -359,7 +368,7 @@ impl Pass<'_> {
                 );
                 continue;
             }
-            if released_at.is_none() && doc.image.as_ref() == Some(&self.image(false)) {
+            if released_at.is_none() && names(doc.image.as_ref(), &self.image(false)) {
                 self.events.push(Event::Adopted { fqdn: h.clone() });
                 released_at = Some(self.now);
                 p.hosts.insert(
@@ -431,7 +440,7 @@ impl Pass<'_> {
                 None => self.image(true),
             };
             let doc = &self.fleet.hosts[h];
-            if doc.image.as_ref() == Some(&want) {
+            if names(doc.image.as_ref(), &want) {
                 continue;
             }
             self.events
@@ -452,7 +461,7 @@ impl Pass<'_> {
             let counted = match p.hosts.get(h) {
                 Some(e) => e.released_at.is_some() && e.outcome.is_none(),
                 None => {
-                    doc.image.as_ref() == Some(&self.image(false))
+                    names(doc.image.as_ref(), &self.image(false))
                         && !self.settled(h)
                         && self.rolled_back(h).is_none()
                 }
@@ -466,7 +475,7 @@ impl Pass<'_> {
                 continue;
             }
             let doc = &self.fleet.hosts[h];
-            let held = doc.image.as_ref() == Some(&self.image(true));
+            let held = names(doc.image.as_ref(), &self.image(true));
             let ready = self
                 .upgrade(h)
                 .is_some_and(|u| u.state == UpgradeState::WaitingWave && u.is_about(version));

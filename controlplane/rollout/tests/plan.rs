@@ -79,6 +79,7 @@ fn held() -> Option<ImageSpec> {
     Some(ImageSpec {
         version: V.into(),
         hold: true,
+        window: None,
     })
 }
 
@@ -86,6 +87,7 @@ fn released() -> Option<ImageSpec> {
     Some(ImageSpec {
         version: V.into(),
         hold: false,
+        window: None,
     })
 }
 
