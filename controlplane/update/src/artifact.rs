@@ -8,20 +8,28 @@
 use crate::error::{Refusal, UpdateError};
 use crate::release::Artifact;
 use sha2::{Digest, Sha256};
+use std::io::Read;
 use std::path::Path;
-use tokio::io::AsyncReadExt;
 
 /// Checks the first `artifact.length` bytes of `path` (a file, or a partition that may be
 /// larger than what was written to it) against the artifact's signed SHA-256.
 pub async fn check(path: &Path, artifact: &Artifact) -> Result<(), UpdateError> {
+    let (path, artifact) = (path.to_owned(), artifact.clone());
+    tokio::task::spawn_blocking(move || check_blocking(&path, &artifact))
+        .await
+        .map_err(|e| UpdateError::Local(format!("checking an artifact: {e}")))?
+}
+
+/// [`check`], for code already on a blocking thread (the slot writer).
+pub fn check_blocking(path: &Path, artifact: &Artifact) -> Result<(), UpdateError> {
     let local = |e: std::io::Error| UpdateError::Local(format!("{}: {e}", path.display()));
-    let mut file = tokio::fs::File::open(path).await.map_err(local)?;
+    let mut file = std::fs::File::open(path).map_err(local)?;
     let mut hasher = Sha256::new();
     let mut left = artifact.length;
     let mut buf = vec![0u8; 1 << 20];
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = file.read(&mut buf[..want]).await.map_err(local)?;
+        let n = file.read(&mut buf[..want]).map_err(local)?;
         if n == 0 {
             return Err(UpdateError::refused(
                 Refusal::Artifact,

@@ -16,12 +16,15 @@
 //!   SHA-256 before anything is made bootable;
 //! - [`fetch`]: metadata for `tough`, and artifacts resumably and at a set rate, from
 //!   the repository's web server (talks to it over HTTP(S));
+//! - [`install`]: writes a release into the slot the host did not boot and places its
+//!   boot entry, with a boot counter, on the ESP (talks to the disk and the ESP);
 //! - [`publish`]: makes and signs a repository from an image build's output, for the
 //!   operator's release process and the tests.
 
 pub mod artifact;
 pub mod error;
 pub mod fetch;
+pub mod install;
 pub mod publish;
 pub mod release;
 pub mod repository;
