@@ -616,7 +616,7 @@ impl<S: Services> Run<'_, S> {
                 self.skipped(
                     i,
                     step,
-                    "skipped: the upgrade path is not implemented yet; the host stays on its booted image",
+                    "handed to the upgrade path, which runs beside applies: GET /v1/upgrade and the status's upgrade part say where it stands",
                 );
                 Ok(())
             }

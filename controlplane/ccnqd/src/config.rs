@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod update;
+pub use update::UpdateConfig;
+
 pub const DEFAULT_PATH: &str = "/etc/ccnq/ccnqd.toml";
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +51,7 @@ struct File {
     systemd: SystemdFile,
     #[serde(default)]
     services: ServicesFile,
+    update: Option<update::UpdateFile>,
 }
 
 /// `[services]`: the units the local API may show and act on. Anything else is 404,
@@ -287,6 +291,8 @@ pub struct Config {
     /// `None`: the system bus.
     pub systemd_bus: Option<String>,
     pub services: ServicesConfig,
+    /// `None`: no `[update]` section; the host takes no image upgrade.
+    pub update: Option<UpdateConfig>,
 }
 
 /// The units the daemon manages.
@@ -539,6 +545,7 @@ impl Config {
             freeswitch,
             systemd_bus: file.systemd.bus,
             services,
+            update: file.update.map(|u| u.check(path)).transpose()?,
         })
     }
 }

@@ -285,7 +285,18 @@ fn follow(
         },
         applier,
         report.clone(),
-        version,
+        version.clone(),
+    );
+    upgrade::spawn(
+        upgrade::Context {
+            fqdn: config.host.clone(),
+            data_dir: config.data_dir.clone(),
+            config: config.update.clone(),
+            image_id: version.image_id.clone().unwrap_or_else(|| "ccnq".into()),
+            report: report.clone(),
+            services: services.clone(),
+        },
+        &version,
     );
 
     if let Some(central) = &couch.central {

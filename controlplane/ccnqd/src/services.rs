@@ -406,6 +406,34 @@ impl Services {
         (end, report)
     }
 
+    /// Drains FreeSWITCH's calls, then reboots the host (into the boot entry an image
+    /// upgrade placed). FreeSWITCH's lock is held throughout, so that neither an apply
+    /// nor the API starts it taking calls again in between. `before_reboot` runs once
+    /// the calls are drained, before the reboot is asked for (the upgrade path records
+    /// it there). A drain that fails reboots nothing: the caller tries again later.
+    pub async fn drain_and_reboot(
+        &self,
+        before_reboot: impl FnOnce(&DrainReport),
+    ) -> Result<DrainReport, String> {
+        let unit = self.freeswitch_unit.clone();
+        let lock = self.locks.get(&unit).cloned().unwrap_or_default();
+        let _exclusive = lock.lock().await;
+        let sd = self.systemd.get().await?;
+        let (drain, _client) = self.drain(sd, &unit).await;
+        if drain.outcome == "failed" {
+            return Err(format!(
+                "FreeSWITCH's calls could not be drained ({}): not rebooting",
+                drain.detail.as_deref().unwrap_or("no detail")
+            ));
+        }
+        before_reboot(&drain);
+        log::warn!("rebooting for an image upgrade (drain: {})", drain.outcome);
+        sd.start("reboot.target")
+            .await
+            .map_err(|e| format!("asking systemd for reboot.target: {e}"))?;
+        Ok(drain)
+    }
+
     async fn act_locked(
         &self,
         unit: &str,

@@ -329,7 +329,11 @@ async fn with_freeswitch_stopped_the_files_are_installed_and_nothing_is_sent() {
                     .starts_with("skipped: FreeSWITCH is not running"))
             }
             Action::Upgrade { .. } => {
-                assert!(a.note.as_deref().unwrap().contains("not implemented yet"))
+                assert!(a
+                    .note
+                    .as_deref()
+                    .unwrap()
+                    .contains("handed to the upgrade path"))
             }
             other => panic!("unexpected step {other:?}"),
         }

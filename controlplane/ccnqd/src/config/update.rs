@@ -1,0 +1,116 @@
+//! `[update]` of `ccnqd.toml`: where this host's images come from, and whom it trusts.
+//!
+//! Never in documents: a document that could name the repository or the trust root
+//! could install anything. The URLs are per fleet (a mirror near the site), the trust
+//! root is the image's own (`/usr/share/ccnq/update/root.json`, put there by
+//! `image/build --update-root`), and the devices are the image's partition labels.
+//! Absent: the host reports the version it is asked for as one it cannot take.
+
+use super::{seconds, ConfigError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpdateFile {
+    /// The repository's metadata, e.g. `https://updates.example.net/ccnq/metadata/`.
+    metadata_url: String,
+    /// Its targets, e.g. `https://updates.example.net/ccnq/targets/`.
+    targets_url: String,
+    #[serde(default = "default_root")]
+    trusted_root: PathBuf,
+    /// PEM CA(s) of a server with a private CA; absent: the system's bundle.
+    ca: Option<PathBuf>,
+    /// Download bandwidth at most, in bytes per second; absent: no limit.
+    rate_limit_bytes_per_sec: Option<u64>,
+    /// Where the slots' partitions are found by label (`root-a`, `root-b-verity`…).
+    #[serde(default = "default_partitions")]
+    partitions: PathBuf,
+    /// Where the EFI system partition is mounted.
+    #[serde(default = "default_esp")]
+    esp: PathBuf,
+    /// Wait before a failed download or write is tried again.
+    #[serde(default = "default_retry")]
+    retry_secs: f64,
+}
+
+fn default_root() -> PathBuf {
+    "/usr/share/ccnq/update/root.json".into()
+}
+fn default_partitions() -> PathBuf {
+    "/dev/disk/by-partlabel".into()
+}
+fn default_esp() -> PathBuf {
+    "/efi".into()
+}
+fn default_retry() -> f64 {
+    60.0
+}
+
+/// The checked `[update]` section.
+#[derive(Debug, Clone)]
+pub struct UpdateConfig {
+    pub metadata_url: url::Url,
+    pub targets_url: url::Url,
+    pub trusted_root: PathBuf,
+    pub ca: Option<PathBuf>,
+    pub rate_limit: Option<u64>,
+    pub partitions: PathBuf,
+    /// `<esp>/EFI/Linux`: the boot entries.
+    pub entries: PathBuf,
+    pub retry: Duration,
+}
+
+impl UpdateFile {
+    pub(super) fn check(self, path: &Path) -> Result<UpdateConfig, ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key: format!("update.{key}"),
+            reason,
+        };
+        let base = |key: &str, text: &str| -> Result<url::Url, ConfigError> {
+            let url = url::Url::parse(text)
+                .map_err(|e| invalid(key, format!("{text:?} is not a URL: {e}")))?;
+            if !matches!(url.scheme(), "https" | "http" | "file") {
+                return Err(invalid(
+                    key,
+                    format!("{text:?}: the scheme must be https, http or file"),
+                ));
+            }
+            if !url.path().ends_with('/') {
+                return Err(invalid(
+                    key,
+                    format!("{text:?} must end with '/' (a directory)"),
+                ));
+            }
+            Ok(url)
+        };
+        let absolute = |key: &str, p: &Path| {
+            if p.is_absolute() {
+                Ok(())
+            } else {
+                Err(invalid(key, "must be an absolute path".into()))
+            }
+        };
+        absolute("trusted_root", &self.trusted_root)?;
+        absolute("partitions", &self.partitions)?;
+        absolute("esp", &self.esp)?;
+        if self.rate_limit_bytes_per_sec == Some(0) {
+            return Err(invalid(
+                "rate_limit_bytes_per_sec",
+                "must be at least 1 (leave it out for no limit)".into(),
+            ));
+        }
+        Ok(UpdateConfig {
+            metadata_url: base("metadata_url", &self.metadata_url)?,
+            targets_url: base("targets_url", &self.targets_url)?,
+            trusted_root: self.trusted_root,
+            ca: self.ca,
+            rate_limit: self.rate_limit_bytes_per_sec,
+            partitions: self.partitions,
+            entries: self.esp.join("EFI/Linux"),
+            retry: seconds(self.retry_secs, 1.0, 86400.0).map_err(|r| invalid("retry_secs", r))?,
+        })
+    }
+}
