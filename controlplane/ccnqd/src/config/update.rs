@@ -114,3 +114,61 @@ impl UpdateFile {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, ConfigError};
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    const BASE: &str =
+        "host = \"sbc1.example.net\"\n[api]\nadmin_ca = \"/etc/ccnq/admin-ca.pem\"\n[update]\n";
+    const URLS: &str = "metadata_url = \"https://u.example.net/ccnq/metadata/\"\ntargets_url = \"https://u.example.net/ccnq/targets/\"\n";
+
+    fn parse(extra: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!("{BASE}{extra}"), Path::new("/etc/ccnq/ccnqd.toml"))
+    }
+
+    fn error_of(extra: &str) -> (String, String) {
+        match parse(extra).unwrap_err() {
+            ConfigError::Invalid { key, reason, .. } => (key, reason),
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn the_urls_alone_get_the_images_defaults() {
+        let u = parse(URLS).unwrap().update.unwrap();
+        assert_eq!(
+            u.metadata_url.as_str(),
+            "https://u.example.net/ccnq/metadata/"
+        );
+        assert_eq!(
+            u.trusted_root,
+            PathBuf::from("/usr/share/ccnq/update/root.json")
+        );
+        assert_eq!(u.partitions, PathBuf::from("/dev/disk/by-partlabel"));
+        assert_eq!(u.entries, PathBuf::from("/efi/EFI/Linux"));
+        assert_eq!(u.rate_limit, None);
+        assert_eq!(u.retry, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn each_bad_key_is_named_with_the_reason() {
+        let (key, reason) = error_of("metadata_url = \"https://u.example.net/m\"\ntargets_url = \"https://u.example.net/t/\"\n");
+        assert_eq!(key, "update.metadata_url");
+        assert!(reason.contains("must end with '/'"), "{reason}");
+        let (key, reason) =
+            error_of("metadata_url = \"ftp://u/m/\"\ntargets_url = \"https://u/t/\"\n");
+        assert_eq!(key, "update.metadata_url");
+        assert!(reason.contains("scheme"), "{reason}");
+        let (key, _) = error_of(&format!("{URLS}rate_limit_bytes_per_sec = 0\n"));
+        assert_eq!(key, "update.rate_limit_bytes_per_sec");
+        let (key, _) = error_of(&format!("{URLS}esp = \"efi\"\n"));
+        assert_eq!(key, "update.esp");
+        let (key, _) = error_of("targets_url = \"https://u/t/\"\n");
+        assert_eq!(key, "update");
+        let (key, _) = error_of(&format!("{URLS}mirror = \"x\"\n"));
+        assert_eq!(key, "update.mirror");
+    }
+}
