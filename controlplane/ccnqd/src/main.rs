@@ -40,6 +40,14 @@ struct Args {
     /// Check the configuration and the data directory, then exit.
     #[arg(long)]
     check: bool,
+    /// Decide whether this boot is good enough to keep (ccnq-boot-check.service, for
+    /// boot-complete.target): exit 0 once ccnqd is READY, the local CouchDB answers and
+    /// every enabled profile is RUNNING on its address, 1 at the deadline.
+    #[arg(long)]
+    boot_check: bool,
+    /// How long the boot check waits for all of that.
+    #[arg(long, default_value_t = 300)]
+    boot_check_deadline_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +82,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.boot_check {
+        let deadline = std::time::Duration::from_secs(args.boot_check_deadline_secs);
+        return runtime.block_on(upgrade::boot_check::run(&config, deadline));
+    }
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -8,6 +8,7 @@
 //! reboot on the way back up. Its state is the `upgrade` part of `status:<fqdn>` and
 //! `GET /v1/upgrade`. docs/upgrades.md says what each state means and what is left.
 
+pub mod boot_check;
 pub mod plan;
 
 use crate::config::UpdateConfig;
