@@ -16,6 +16,9 @@ pub struct Report {
     desired: Mutex<Option<serde_json::Value>>,
     /// Wakes the status writer; `notify_one` keeps a permit, so no change is missed.
     changed: Notify,
+    /// Wakes the upgrade path when a new revision arrives. Its own: a `Notify` woken
+    /// with `notify_one` has one waiter, and the status writer must miss no change.
+    desired_changed: Notify,
 }
 
 impl Report {
@@ -46,11 +49,18 @@ impl Report {
             }),
             desired: Mutex::new(None),
             changed: Notify::new(),
+            desired_changed: Notify::new(),
         }
     }
 
     pub fn set_desired(&self, doc: serde_json::Value) {
         *self.desired.lock().unwrap_or_else(|p| p.into_inner()) = Some(doc);
+        self.desired_changed.notify_one();
+    }
+
+    /// Waits for the next [`Report::set_desired`] (the upgrade path's wake-up).
+    pub async fn desired_changed(&self) {
+        self.desired_changed.notified().await
     }
 
     pub fn desired(&self) -> Option<serde_json::Value> {

@@ -130,7 +130,6 @@ async fn run(ctx: Context, booted: Booted) {
         match &next {
             Next::Write { version } => {
                 let config = ctx.config.as_ref().expect("Capability::Slots has a config");
-                let shared = Arc::new(Mutex::new(live.clone()));
                 let result = write(
                     &ctx,
                     config,
@@ -139,18 +138,14 @@ async fn run(ctx: Context, booted: Booted) {
                     version,
                     &mut record,
                     &record_path,
-                    {
-                        let shared = shared.clone();
-                        let report = ctx.report.clone();
-                        move |p| {
-                            shared.lock().unwrap_or_else(|e| e.into_inner()).progress = Some(p);
-                            progress_status(p);
-                            report.update_quietly(|_| {});
-                        }
-                    },
+                    progress_writer(ctx.report.clone()),
                 )
                 .await;
-                live = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                live.progress = CURRENT
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .and_then(|s| s.progress);
                 match result {
                     Ok(()) => {
                         live.error = None;
@@ -193,9 +188,14 @@ async fn run(ctx: Context, booted: Booted) {
                         }
                         save_record(&record_path, &record);
                         live.activity = Some(UpgradeState::Rebooting);
-                        let s = plan::status(&booted, &record, &next, wanted.as_ref(), &live);
-                        *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
-                        ctx.report.update(|_| {});
+                        shown.publish(
+                            &ctx.report,
+                            &booted,
+                            &record,
+                            &next,
+                            wanted.as_ref(),
+                            &mut live,
+                        );
                     })
                     .await;
                 match result {
@@ -243,20 +243,39 @@ impl Shown {
             self.0 = Some(key);
         }
         let s = plan::status(booted, record, next, wanted, live);
-        *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
-        report.update(|_| {});
+        let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+        // Only a change is worth a status write: the path looks again every tick.
+        if current.as_ref() != Some(&s) {
+            *current = Some(s);
+            drop(current);
+            report.update(|_| {});
+        }
     }
 }
 
-/// Sets the progress of the status already shown, without a new decision.
-fn progress_status(p: ByteProgress) {
-    if let Some(s) = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        s.progress = Some(p);
+/// How often a write under way has its progress written into `status:<fqdn>` (the
+/// API shows every byte; the status document need not be rewritten for each).
+const PROGRESS_WRITES: Duration = Duration::from_secs(5);
+
+/// Sets the progress of the status already shown, without a new decision, and asks for
+/// a status write at most every [`PROGRESS_WRITES`].
+fn progress_writer(report: Arc<Report>) -> impl Fn(ByteProgress) + Send + Sync + Clone + 'static {
+    let last = Arc::new(Mutex::new(None::<std::time::Instant>));
+    move |p| {
+        if let Some(s) = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            s.progress = Some(p);
+        }
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= PROGRESS_WRITES) {
+            *last = Some(std::time::Instant::now());
+            report.update(|_| {});
+        }
     }
 }
 
+/// Until a new revision of the document arrives, or `at_most`.
 async fn wait(report: &Report, at_most: Duration) {
-    let _ = tokio::time::timeout(at_most, report.changed()).await;
+    let _ = tokio::time::timeout(at_most, report.desired_changed()).await;
 }
 
 fn other(booted: &Booted) -> &'static str {
