@@ -9,6 +9,7 @@ mod client;
 mod fleet;
 mod output;
 mod pki;
+mod release;
 mod settings;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -127,6 +128,10 @@ enum Command {
     /// host's upgrade.
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// The update repository: a signing key, its trusted root, publishing an image
+    /// build (signed TUF metadata over plain files, for any web server or mirror).
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }
@@ -212,6 +217,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Pki(cmd) => return pki::run_pki(cmd).map_err(usage),
         Command::Token(cmd) => return pki::run_token(cmd).map_err(usage),
         Command::Fleet(cmd) => return fleet::run(cmd, cli.output),
+        Command::Release(cmd) => return release::run(cmd).map_err(usage),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,
@@ -392,7 +398,11 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
                 output::log_level,
             )?
         }
-        Command::Pki(_) | Command::Token(_) | Command::Fleet(_) | Command::Completions { .. } => {
+        Command::Pki(_)
+        | Command::Token(_)
+        | Command::Fleet(_)
+        | Command::Release(_)
+        | Command::Completions { .. } => {
             unreachable!("handled before connecting")
         }
     };
@@ -507,6 +517,13 @@ fn show<T: serde::de::DeserializeOwned>(
 mod tests {
     use super::*;
     use ccnq_api::{ConfigReport, FeedState};
+
+    /// clap's own checks of every subcommand (a flag clashing with a global one, such
+    /// as `--key`, only panics when that subcommand is parsed).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 
     fn report(state: &str, reason: Option<&str>) -> ConfigReport {
         ConfigReport {

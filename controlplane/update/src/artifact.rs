@@ -12,7 +12,9 @@ use std::io::Read;
 use std::path::Path;
 
 /// Checks the first `artifact.length` bytes of `path` (a file, or a partition that may be
-/// larger than what was written to it) against the artifact's signed SHA-256.
+/// larger than what was written to it) against the artifact's signed SHA-256, and, on a
+/// partition written whole, that the bytes after them up to `artifact.image_length` are
+/// zeros.
 pub async fn check(path: &Path, artifact: &Artifact) -> Result<(), UpdateError> {
     let (path, artifact) = (path.to_owned(), artifact.clone());
     tokio::task::spawn_blocking(move || check_blocking(&path, &artifact))
@@ -46,6 +48,37 @@ pub fn check_blocking(path: &Path, artifact: &Artifact) -> Result<(), UpdateErro
         left -= n as u64;
     }
     let got: [u8; 32] = hasher.finalize().into();
+    // A downloaded file ends with the artifact; a partition (a block device, whose
+    // metadata says 0 bytes, or a file standing in for one) goes on to the image's end.
+    let partition =
+        is_block_device(&file) || file.metadata().map_err(local)?.len() > artifact.length;
+    if partition {
+        let mut left = artifact.image_length - artifact.length;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = file.read(&mut buf[..want]).map_err(local)?;
+            if n == 0 {
+                return Err(UpdateError::Local(format!(
+                    "{}: ends {left} bytes before the image's {}",
+                    path.display(),
+                    artifact.image_length
+                )));
+            }
+            if let Some(at) = buf[..n].iter().position(|b| *b != 0) {
+                let offset = artifact.image_length - left + at as u64;
+                return Err(UpdateError::refused(
+                    Refusal::Artifact,
+                    format!(
+                        "{}: byte {offset} is not zero: the image {} is zeros after byte {}",
+                        path.display(),
+                        artifact.name,
+                        artifact.length
+                    ),
+                ));
+            }
+            left -= n as u64;
+        }
+    }
     if got != artifact.sha256 {
         return Err(UpdateError::refused(
             Refusal::Artifact,
@@ -61,6 +94,13 @@ pub fn check_blocking(path: &Path, artifact: &Artifact) -> Result<(), UpdateErro
     Ok(())
 }
 
+fn is_block_device(file: &std::fs::File) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    file.metadata()
+        .map(|m| m.file_type().is_block_device())
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +112,7 @@ mod tests {
             name: "1.root.raw".into(),
             length: bytes.len() as u64,
             sha256: Sha256::digest(bytes).into(),
+            image_length: bytes.len() as u64,
         }
     }
 
@@ -97,6 +138,21 @@ mod tests {
         let e = check(&path, &artifact_of(&signed)).await.unwrap_err();
         assert_eq!(e.refusal(), Some(Refusal::Artifact));
         assert!(e.to_string().contains("SHA-256"), "{e}");
+
+        // A partition whose tail, meant to be zeros, is not.
+        let mut partition = signed.clone();
+        partition.extend([0u8, 0, 9, 0]);
+        std::fs::write(&path, &partition).unwrap();
+        let whole = Artifact {
+            image_length: signed.len() as u64 + 4,
+            ..artifact_of(&signed)
+        };
+        let e = check(&path, &whole).await.unwrap_err();
+        assert_eq!(e.refusal(), Some(Refusal::Artifact));
+        assert!(e.to_string().contains("byte 20 is not zero"), "{e}");
+        partition[signed.len() + 2] = 0;
+        std::fs::write(&path, &partition).unwrap();
+        check(&path, &whole).await.unwrap();
 
         std::fs::write(&path, &signed[..5]).unwrap();
         let e = check(&path, &artifact_of(&signed)).await.unwrap_err();

@@ -3,9 +3,9 @@
 //! The order is what makes a crash at any point harmless:
 //! 1. the other slot's old boot entry is removed first, so that no entry ever points at
 //!    a slot being overwritten;
-//! 2. the root and verity partitions are written, synced, and read back from the device
-//!    (the page cache dropped first, so the check sees the disk, not our own buffers)
-//!    against the signed SHA-256;
+//! 2. the root and verity partitions are written (with the zero tail their artifacts
+//!    leave off), synced, and read back from the device (the page cache dropped first,
+//!    so the check sees the disk, not our own buffers) against the signed SHA-256;
 //! 3. only then is the UKI placed on the ESP, under a temporary name, synced, and renamed
 //!    to `<image_id>_<version>+<tries>.efi`: systemd-boot's boot counting, so a version
 //!    that fails its boots is given up for the previous entry by the boot loader itself.
@@ -201,9 +201,11 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// Blocking (run it on a blocking thread). Copies the checked file `src` onto the partition `dev` (from its first byte), syncs
-/// it, and checks what the device then holds against `artifact`. `progress` hears the
-/// bytes written so far.
+/// Blocking (run it on a blocking thread). Copies the checked file `src` onto the
+/// partition `dev` (from its first byte), zeroes the rest of the partition image
+/// (`artifact.image_length`: the tail left off the wire), syncs it, and checks what the
+/// device then holds: the signed SHA-256 of the first `length` bytes, zeros after them.
+/// `progress` hears the bytes written so far (the zeros counted as written).
 pub fn write_partition(
     src: &Path,
     dev: &Path,
@@ -217,12 +219,12 @@ pub fn write_partition(
         .open(dev)
         .map_err(|e| local(dev, e))?;
     let room = out.seek(SeekFrom::End(0)).map_err(|e| local(dev, e))?;
-    if room < artifact.length {
+    if room < artifact.image_length {
         return Err(UpdateError::Local(format!(
             "{}: {room} bytes, too small for {} ({} bytes)",
             dev.display(),
             artifact.name,
-            artifact.length
+            artifact.image_length
         )));
     }
     out.seek(SeekFrom::Start(0)).map_err(|e| local(dev, e))?;
@@ -237,6 +239,8 @@ pub fn write_partition(
         done += n as u64;
         progress(done);
     }
+    zero(&mut out, dev, done, artifact.image_length)?;
+    progress(artifact.image_length);
     out.sync_all().map_err(|e| local(dev, e))?;
     // What was written is in the page cache: drop it, so the check reads the device.
     nix::fcntl::posix_fadvise(
@@ -248,6 +252,37 @@ pub fn write_partition(
     .map_err(|e| UpdateError::Local(format!("{}: dropping the cache: {e}", dev.display())))?;
     drop(out);
     artifact::check_blocking(dev, artifact)
+}
+
+/// Zeroes `from..to` of `out`: by the device (`fallocate` ZERO_RANGE: a block device
+/// passes it on as write-zeroes, a file makes it a hole), else by writing zeros.
+fn zero(out: &mut std::fs::File, dev: &Path, from: u64, to: u64) -> Result<(), UpdateError> {
+    if to <= from {
+        return Ok(());
+    }
+    let len = i64::try_from(to - from).map_err(|e| local(dev, e))?;
+    let start = i64::try_from(from).map_err(|e| local(dev, e))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&*out);
+    if nix::fcntl::fallocate(
+        fd,
+        nix::fcntl::FallocateFlags::FALLOC_FL_ZERO_RANGE
+            | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+        start,
+        len,
+    )
+    .is_ok()
+    {
+        return Ok(());
+    }
+    out.seek(SeekFrom::Start(from)).map_err(|e| local(dev, e))?;
+    let zeros = vec![0u8; 4 << 20];
+    let mut left = to - from;
+    while left > 0 {
+        let n = zeros.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        out.write_all(&zeros[..n]).map_err(|e| local(dev, e))?;
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), UpdateError> {

@@ -170,17 +170,42 @@ pub async fn publish(
 
     for build in builds {
         for (role, file) in &build.files {
-            let mut target = Target::from_path(file)
+            let name = target_name(&build.version, *role);
+            let image_length = std::fs::metadata(file)
+                .map_err(|e| local(file.display(), e))?
+                .len();
+            let partition = matches!(role, ArtifactRole::Root | ArtifactRole::Verity);
+            // A partition's zero tail stays off the wire: the host writes it back.
+            let staged = targets.join(format!(".{name}.staged"));
+            let data = if partition {
+                data_length(file)?
+            } else {
+                image_length
+            };
+            let sent = if data < image_length {
+                copy_prefix(file, &staged, data)?;
+                staged.clone()
+            } else {
+                file.clone()
+            };
+            let mut target = Target::from_path(&sent)
                 .await
-                .map_err(|e| local(file.display(), e))?;
+                .map_err(|e| local(sent.display(), e))?;
             target.custom = HashMap::from([
                 (custom::IMAGE_ID.to_owned(), json!(build.image_id)),
                 (custom::VERSION.to_owned(), json!(build.version)),
                 (custom::ROOTHASH.to_owned(), json!(build.roothash)),
             ]);
-            let name = target_name(&build.version, *role);
+            if partition {
+                target
+                    .custom
+                    .insert(custom::IMAGE_LENGTH.to_owned(), json!(image_length));
+            }
             let served = targets.join(format!("{}.{name}", hex::encode(&target.hashes.sha256)));
-            place(file, &served)?;
+            place(&sent, &served)?;
+            if sent == staged {
+                std::fs::remove_file(&staged).map_err(|e| local(staged.display(), e))?;
+            }
             let name = TargetName::new(name.clone()).map_err(|e| local(&name, e))?;
             editor
                 .add_target(name, target)
@@ -225,6 +250,50 @@ fn latest_root(metadata: &Path) -> Result<PathBuf, UpdateError> {
                 metadata.display()
             ))
         })
+}
+
+/// The length of `file` without its trailing zero blocks (of 4 KiB: erofs's and
+/// dm-verity's block).
+fn data_length(file: &Path) -> Result<u64, UpdateError> {
+    use std::io::Read;
+    const BLOCK: usize = 4096;
+    let mut f = std::fs::File::open(file).map_err(|e| local(file.display(), e))?;
+    let mut buf = vec![0u8; 256 * BLOCK];
+    let (mut offset, mut end) = (0u64, 0u64);
+    loop {
+        let n = read_full(&mut f, &mut buf).map_err(|e| local(file.display(), e))?;
+        if n == 0 {
+            return Ok(end);
+        }
+        if let Some(last) = buf[..n].iter().rposition(|b| *b != 0) {
+            let block_end = (last / BLOCK + 1) * BLOCK;
+            end = offset + block_end.min(n) as u64;
+        }
+        offset += n as u64;
+        if n < buf.len() {
+            return Ok(end);
+        }
+    }
+
+    fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match f.read(&mut buf[got..])? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        Ok(got)
+    }
+}
+
+/// Copies the first `len` bytes of `from` to `to`.
+fn copy_prefix(from: &Path, to: &Path, len: u64) -> Result<(), UpdateError> {
+    use std::io::Read;
+    let input = std::fs::File::open(from).map_err(|e| local(from.display(), e))?;
+    let mut out = std::fs::File::create(to).map_err(|e| local(to.display(), e))?;
+    std::io::copy(&mut input.take(len), &mut out).map_err(|e| local(to.display(), e))?;
+    Ok(())
 }
 
 /// A hard link where it can (an image's root is a gigabyte), a copy where it cannot.

@@ -8,8 +8,9 @@
 //! the root hash. A host writes the UKI of the slot it fills. Each target's
 //! `custom` says which image and version it was built as, and the root hash, stamped by
 //! the publisher from the build's output: a host refuses a release built for another
-//! image id, and one whose parts disagree. Pure: the caller hands over what `tough` has
-//! already verified.
+//! image id, and one whose parts disagree. The partitions travel without their zero
+//! tail (`custom.image_length` gives the whole). Pure: the caller hands over what `tough`
+//! has already verified.
 
 use crate::error::{Refusal, UpdateError};
 use serde_json::Value;
@@ -72,8 +73,14 @@ pub struct Artifact {
     pub role: ArtifactRole,
     /// Its target name.
     pub name: String,
+    /// The bytes fetched, as signed.
     pub length: u64,
     pub sha256: [u8; 32],
+    /// The partition image's whole length: the artifact is its first `length` bytes and
+    /// the rest is zeros, left off the wire (a 1 GiB root slot holds about 200 MB of
+    /// erofs). The slot writer writes those zeros too, because the verity hash covers the
+    /// whole partition. Equal to `length` for the UKIs.
+    pub image_length: u64,
 }
 
 /// A version of an image, complete and consistent.
@@ -116,6 +123,9 @@ pub mod custom {
     pub const IMAGE_ID: &str = "image_id";
     pub const VERSION: &str = "version";
     pub const ROOTHASH: &str = "roothash";
+    /// On the partitions only: the partition image's whole length (see
+    /// [`super::Artifact::image_length`]).
+    pub const IMAGE_LENGTH: &str = "image_length";
 }
 
 /// The release `version` of `image_id` among `targets`.
@@ -211,11 +221,32 @@ pub fn select<'a>(
                 format!("target {}: no SHA-256 of 32 bytes", t.name),
             )
         })?;
+        let image_length = match role {
+            ArtifactRole::Root | ArtifactRole::Verity => {
+                let n = t.custom.get(custom::IMAGE_LENGTH).and_then(Value::as_u64);
+                match n {
+                    Some(n) if n >= t.length => n,
+                    _ => {
+                        return Err(UpdateError::refused(
+                            Refusal::Metadata,
+                            format!(
+                            "target {}: custom.{}: missing, or shorter than the target's {} bytes",
+                            t.name,
+                            custom::IMAGE_LENGTH,
+                            t.length
+                        ),
+                        ))
+                    }
+                }
+            }
+            ArtifactRole::UkiA | ArtifactRole::UkiB => t.length,
+        };
         artifacts.push(Artifact {
             role: *role,
             name: t.name.to_owned(),
             length: t.length,
             sha256,
+            image_length,
         });
     }
     Ok(Release {
@@ -239,13 +270,17 @@ mod tests {
     }
 
     fn entry(version: &str, role: ArtifactRole, image_id: &str) -> Entry {
+        let mut custom = HashMap::from([
+            (custom::IMAGE_ID.to_owned(), json!(image_id)),
+            (custom::VERSION.to_owned(), json!(version)),
+            (custom::ROOTHASH.to_owned(), json!(HASH)),
+        ]);
+        if matches!(role, ArtifactRole::Root | ArtifactRole::Verity) {
+            custom.insert(custom::IMAGE_LENGTH.to_owned(), json!(4096));
+        }
         Entry {
             name: target_name(version, role),
-            custom: HashMap::from([
-                (custom::IMAGE_ID.to_owned(), json!(image_id)),
-                (custom::VERSION.to_owned(), json!(version)),
-                (custom::ROOTHASH.to_owned(), json!(HASH)),
-            ]),
+            custom,
         }
     }
 
@@ -288,6 +323,8 @@ mod tests {
             ]
         );
         assert_eq!(r.total_length(), 40);
+        assert_eq!(r.artifact(ArtifactRole::Root).image_length, 4096);
+        assert_eq!(r.artifact(ArtifactRole::UkiA).image_length, 10);
         assert_eq!(r.artifact(ArtifactRole::UkiB).name, "2026.12.0.b.efi");
     }
 
@@ -340,5 +377,13 @@ mod tests {
         entries[1].custom.remove(custom::IMAGE_ID);
         let e = select(infos(&entries), "ccnq", "2026.12.0").unwrap_err();
         assert!(e.to_string().contains("custom.image_id: missing"), "{e}");
+
+        // A partition image said to be shorter than its own fetched part.
+        let mut entries = release_of("2026.12.0", "ccnq");
+        entries[0]
+            .custom
+            .insert(custom::IMAGE_LENGTH.into(), json!(9));
+        let e = select(infos(&entries), "ccnq", "2026.12.0").unwrap_err();
+        assert!(e.to_string().contains("custom.image_length"), "{e}");
     }
 }

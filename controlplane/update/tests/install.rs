@@ -12,6 +12,7 @@ fn artifact_of(bytes: &[u8]) -> Artifact {
         name: "2.root.raw".into(),
         length: bytes.len() as u64,
         sha256: Sha256::digest(bytes).into(),
+        image_length: bytes.len() as u64,
     }
 }
 
@@ -33,6 +34,38 @@ fn a_partition_is_written_from_its_start_and_checked() {
     let on_dev = std::fs::read(&dev).unwrap();
     assert_eq!(on_dev.len(), 12 << 20, "the partition keeps its size");
     assert_eq!(&on_dev[..bytes.len()], &bytes[..]);
+}
+
+#[test]
+fn the_zero_tail_left_off_the_wire_is_written_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("2.root.raw");
+    let dev = dir.path().join("root-b");
+    let data = vec![0x5au8; 5 << 20];
+    std::fs::write(&src, &data).unwrap();
+    // The old version filled the whole partition.
+    std::fs::write(&dev, vec![0xeeu8; 12 << 20]).unwrap();
+    let artifact = Artifact {
+        image_length: 9 << 20,
+        ..artifact_of(&data)
+    };
+    let seen = AtomicU64::new(0);
+    write_partition(&src, &dev, &artifact, &|n| seen.store(n, Ordering::Relaxed)).unwrap();
+    assert_eq!(
+        seen.load(Ordering::Relaxed),
+        9 << 20,
+        "the zeros count as written"
+    );
+    let on_dev = std::fs::read(&dev).unwrap();
+    assert_eq!(&on_dev[..5 << 20], &data[..]);
+    assert!(
+        on_dev[5 << 20..9 << 20].iter().all(|b| *b == 0),
+        "the old bytes are zeroed"
+    );
+    assert!(
+        on_dev[9 << 20..].iter().all(|b| *b == 0xee),
+        "past the image: untouched"
+    );
 }
 
 #[test]

@@ -57,6 +57,41 @@ async fn a_published_release_is_verified_and_its_artifacts_pass_their_check() {
 }
 
 #[tokio::test]
+async fn a_partition_is_published_without_its_zero_tail() {
+    let repo = Repo::new().await;
+    let dir = repo.dir.path();
+    let b = build(dir, "ccnq", "2026.12.0");
+    // A root partition image: 5000 bytes of filesystem, then zeros to 1 MiB.
+    let mut image = vec![3u8; 5000];
+    image.resize(1 << 20, 0);
+    std::fs::write(&b.files[0].1, &image).unwrap();
+    repo.publish(&[b], signing(1, days(7))).await;
+
+    let release = repo
+        .load("a")
+        .await
+        .unwrap()
+        .release("ccnq", "2026.12.0")
+        .unwrap();
+    let root = release.artifact(ArtifactRole::Root);
+    assert_eq!(
+        root.length, 8192,
+        "to the end of the last 4 KiB block holding data"
+    );
+    assert_eq!(root.image_length, 1 << 20);
+    let verity = release.artifact(ArtifactRole::Verity);
+    assert_eq!(
+        verity.image_length, verity.length,
+        "no zero tail: sent whole"
+    );
+    let uki = release.artifact(ArtifactRole::UkiA);
+    assert_eq!(uki.image_length, uki.length);
+    let served = repo.load("a").await.unwrap().artifact_url(root).unwrap();
+    let bytes = std::fs::read(served.to_file_path().unwrap()).unwrap();
+    assert_eq!(bytes, image[..8192]);
+}
+
+#[tokio::test]
 async fn metadata_without_signatures_is_refused() {
     let repo = Repo::new().await;
     repo.publish(

@@ -363,8 +363,9 @@ async fn write(
     std::fs::create_dir_all(&downloads).map_err(|e| format!("{}: {e}", downloads.display()))?;
     // Fetched bytes, then written bytes: both count towards the bar.
     let fetch_total: u64 = roles.iter().map(|r| release.artifact(*r).length).sum();
-    let write_total =
-        release.artifact(ArtifactRole::Root).length + release.artifact(ArtifactRole::Verity).length;
+    // The partitions are written whole: with the zero tail left off the wire.
+    let write_total = release.artifact(ArtifactRole::Root).image_length
+        + release.artifact(ArtifactRole::Verity).image_length;
     let total = fetch_total + write_total;
     let mut offset = 0u64;
     let mut files = Vec::new();
@@ -422,7 +423,7 @@ async fn write(
                 p(ByteProgress { done: b + n, total })
             })
             .map_err(|e| e.to_string())?;
-            base += artifact.length;
+            base += artifact.image_length;
         }
         let (_, uki) = &files[2];
         entries
