@@ -122,3 +122,41 @@ qa_host_doc() {
         sip_profiles: {qa: {ingress_sip_ip: "10.0.2.15", ingress_sip_port: 5200,
                             ingress_acl: ["192.0.2.1/32"], handler: {context: "qa-answer"}}}}'
 }
+
+# qa_nginx DIR ROOT: a real nginx (Debian's nginx-light) serving ROOT on a free port of
+# this machine's loopback (10.0.2.2:PORT from a guest), in the foreground of its own
+# process, logs and state in DIR: the VM harnesses' update repository. Sets
+# QA_NGINX_PID and QA_NGINX_PORT. Symbolic links under ROOT are followed, so a harness
+# can swap what is served by re-pointing one.
+qa_nginx() {
+    local dir=$1 root=$2 _
+    mkdir -p "$dir"
+    QA_NGINX_PORT=$(qa_free_port)
+    cat >"$dir/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log info;
+events { worker_connections 64; }
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    default_type application/octet-stream;
+    server { listen 127.0.0.1:$QA_NGINX_PORT; root $root; }
+}
+CONF
+    /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir" </dev/null >/dev/null 2>>"$dir/error.log" &
+    QA_NGINX_PID=$!
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$QA_NGINX_PORT/" && return 0
+        kill -0 "$QA_NGINX_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "qa_nginx: not serving on $QA_NGINX_PORT: $(tail -3 "$dir/error.log" | tr '\n' ' ')" >&2
+    return 1
+}

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use utoipa::ToSchema;
 
 pub mod upgrade;
-pub use upgrade::{ByteProgress, Slot, UpgradeState, UpgradeStatus};
+pub use upgrade::{ByteProgress, ProgressStep, Slot, UpgradeState, UpgradeStatus};
 
 /// What a caller may do. Ordered: each role may do everything the roles before it may.
 #[derive(

@@ -149,11 +149,25 @@ impl fmt::Display for UpgradeState {
     }
 }
 
-/// How much of a download is done, in bytes.
+/// How much of the slot's making is done, in bytes: the download, then the write, both
+/// counted in one `total` (so a bar fills once), with the step under way.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ByteProgress {
     pub done: u64,
     pub total: u64,
+    /// `download` or `write` (absent from hosts that do not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<ProgressStep>,
+}
+
+/// The step a [`ByteProgress`] is in.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProgressStep {
+    /// Fetching the artifacts from the repository.
+    Download,
+    /// Writing the other slot's partitions and checking them.
+    Write,
 }
 
 #[cfg(test)]
@@ -180,7 +194,7 @@ mod tests {
             "state": "downloading",
             "target_version": "2026.12.1",
             "since": "2026-12-02T04:00:00Z",
-            "progress": { "done": 1024, "total": 4096 }
+            "progress": { "done": 1024, "total": 4096, "step": "download" }
         });
         let s: UpgradeStatus = serde_json::from_value(full.clone()).unwrap();
         assert_eq!(s.booted_slot, Slot::A);
@@ -188,7 +202,8 @@ mod tests {
             s.progress,
             Some(ByteProgress {
                 done: 1024,
-                total: 4096
+                total: 4096,
+                step: Some(ProgressStep::Download),
             })
         );
         assert_eq!(serde_json::to_value(&s).unwrap(), full);

@@ -40,7 +40,15 @@ pub fn upgrade(u: &ccnq_api::upgrade::UpgradeStatus) -> String {
         ("since", u.since.clone()),
     ];
     if let Some(p) = &u.progress {
-        rows.push(("progress", progress_bar(p.done, p.total)));
+        let step = match p.step {
+            Some(ccnq_api::ProgressStep::Download) => " downloading",
+            Some(ccnq_api::ProgressStep::Write) => " writing the slot",
+            None => "",
+        };
+        rows.push((
+            "progress",
+            format!("{}{step}", progress_bar(p.done, p.total)),
+        ));
     }
     if let Some(reason) = &u.reason {
         rows.push(("reason", reason.clone()));

@@ -45,9 +45,10 @@ struct Args {
     /// every enabled profile is RUNNING on its address, 1 at the deadline.
     #[arg(long)]
     boot_check: bool,
-    /// How long the boot check waits for all of that.
-    #[arg(long, default_value_t = 300)]
-    boot_check_deadline_secs: u64,
+    /// How long the boot check waits for all of that [default: update.boot_check_deadline_secs
+    /// of the configuration, 300 s without an [update] section].
+    #[arg(long)]
+    boot_check_deadline_secs: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -83,7 +84,11 @@ fn main() -> ExitCode {
         }
     };
     if args.boot_check {
-        let deadline = std::time::Duration::from_secs(args.boot_check_deadline_secs);
+        let deadline = match (args.boot_check_deadline_secs, &config.update) {
+            (Some(secs), _) => std::time::Duration::from_secs(secs),
+            (None, Some(update)) => update.boot_check_deadline,
+            (None, None) => std::time::Duration::from_secs(300),
+        };
         return runtime.block_on(upgrade::boot_check::run(&config, deadline));
     }
     match runtime.block_on(run(config)) {

@@ -25,7 +25,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Boot attempts given to a new entry before systemd-boot goes back to the previous one.
+/// Boot attempts given to a new entry before systemd-boot goes back to the previous one,
+/// unless the host's configuration says otherwise.
 pub const BOOT_TRIES: u32 = 3;
 
 /// Where one slot's parts live.
@@ -84,10 +85,16 @@ impl Entries {
         Ok(removed)
     }
 
-    /// Places `uki` (already checked) as `version`'s entry with [`BOOT_TRIES`] tries.
+    /// Places `uki` (already checked) as `version`'s entry with `tries` boot attempts.
     /// When `version` sorts before `booted`, the booted entry becomes a last resort.
-    pub fn install(&self, uki: &Path, version: &str, booted: &str) -> Result<String, UpdateError> {
-        let name = format!("{}_{version}+{BOOT_TRIES}.efi", self.image_id);
+    pub fn install(
+        &self,
+        uki: &Path,
+        version: &str,
+        booted: &str,
+        tries: u32,
+    ) -> Result<String, UpdateError> {
+        let name = format!("{}_{version}+{tries}.efi", self.image_id);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         std::fs::copy(uki, &tmp).map_err(|e| local(&tmp, e))?;
         std::fs::File::open(&tmp)

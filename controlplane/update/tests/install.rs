@@ -121,7 +121,7 @@ fn an_upgrade_replaces_the_other_slots_entry_and_leaves_the_booted_one() {
 
     let uki = esp.path().join("uki.download");
     std::fs::write(&uki, "uki of 2").unwrap();
-    let name = entries.install(&uki, "2", "1").unwrap();
+    let name = entries.install(&uki, "2", "1", BOOT_TRIES).unwrap();
     assert_eq!(name, format!("ccnq_2+{BOOT_TRIES}.efi"));
     assert_eq!(names(&entries), ["ccnq_1.efi", "ccnq_2+3.efi"]);
     assert_eq!(
@@ -145,7 +145,7 @@ fn a_downgrade_makes_the_booted_entry_a_last_resort() {
     std::fs::write(esp.path().join("ccnq_2.efi"), "booted").unwrap();
     let uki = esp.path().join("uki.download");
     std::fs::write(&uki, "uki of 1").unwrap();
-    entries.install(&uki, "1", "2").unwrap();
+    entries.install(&uki, "1", "2", BOOT_TRIES).unwrap();
     // systemd-boot would pick 2 over 1 among entries with tries left; with 2 at +0 it
     // tries 1 first, and goes back to 2 when 1's tries run out.
     assert_eq!(names(&entries), ["ccnq_1+3.efi", "ccnq_2+0.efi"]);

@@ -37,6 +37,7 @@ use utoipa::{Modify, OpenApi};
         ccnq_api::upgrade::Slot,
         ccnq_api::upgrade::UpgradeState,
         ccnq_api::upgrade::ByteProgress,
+        ccnq_api::upgrade::ProgressStep,
         ccnq_api::Status,
         ccnq_api::ConfigState,
         ccnq_api::Volume,

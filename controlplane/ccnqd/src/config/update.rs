@@ -33,6 +33,12 @@ pub(super) struct UpdateFile {
     /// Wait before a failed download or write is tried again.
     #[serde(default = "default_retry")]
     retry_secs: f64,
+    /// Boots a new version is given to prove itself before the boot loader goes back.
+    #[serde(default = "default_boot_tries")]
+    boot_tries: u32,
+    /// How long a new boot has to be healthy (`ccnqd --boot-check`).
+    #[serde(default = "default_boot_check_deadline")]
+    boot_check_deadline_secs: f64,
 }
 
 fn default_root() -> PathBuf {
@@ -47,6 +53,12 @@ fn default_esp() -> PathBuf {
 fn default_retry() -> f64 {
     60.0
 }
+fn default_boot_tries() -> u32 {
+    ccnq_update::install::BOOT_TRIES
+}
+fn default_boot_check_deadline() -> f64 {
+    300.0
+}
 
 /// The checked `[update]` section.
 #[derive(Debug, Clone)]
@@ -60,6 +72,8 @@ pub struct UpdateConfig {
     /// `<esp>/EFI/Linux`: the boot entries.
     pub entries: PathBuf,
     pub retry: Duration,
+    pub boot_tries: u32,
+    pub boot_check_deadline: Duration,
 }
 
 impl UpdateFile {
@@ -111,6 +125,13 @@ impl UpdateFile {
             partitions: self.partitions,
             entries: self.esp.join("EFI/Linux"),
             retry: seconds(self.retry_secs, 1.0, 86400.0).map_err(|r| invalid("retry_secs", r))?,
+            boot_tries: match self.boot_tries {
+                // systemd-boot counts down from the entry's name: 0 is never tried.
+                n @ 1..=9 => n,
+                n => return Err(invalid("boot_tries", format!("{n}: must be 1 to 9"))),
+            },
+            boot_check_deadline: seconds(self.boot_check_deadline_secs, 10.0, 3600.0)
+                .map_err(|r| invalid("boot_check_deadline_secs", r))?,
         })
     }
 }
@@ -151,6 +172,8 @@ mod tests {
         assert_eq!(u.entries, PathBuf::from("/efi/EFI/Linux"));
         assert_eq!(u.rate_limit, None);
         assert_eq!(u.retry, Duration::from_secs(60));
+        assert_eq!(u.boot_tries, 3);
+        assert_eq!(u.boot_check_deadline, Duration::from_secs(300));
     }
 
     #[test]
@@ -168,6 +191,13 @@ mod tests {
         assert_eq!(key, "update.esp");
         let (key, _) = error_of("targets_url = \"https://u/t/\"\n");
         assert_eq!(key, "update");
+        let (key, reason) = error_of(&format!("{URLS}boot_tries = 0\n"));
+        assert_eq!(
+            (key.as_str(), reason.as_str()),
+            ("update.boot_tries", "0: must be 1 to 9")
+        );
+        let (key, _) = error_of(&format!("{URLS}boot_check_deadline_secs = 1\n"));
+        assert_eq!(key, "update.boot_check_deadline_secs");
         let (key, _) = error_of(&format!("{URLS}mirror = \"x\"\n"));
         assert_eq!(key, "update.mirror");
     }

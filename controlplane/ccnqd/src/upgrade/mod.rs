@@ -14,7 +14,7 @@ pub mod plan;
 use crate::config::UpdateConfig;
 use crate::reconcile::report::{now, Report};
 use crate::services::Services;
-use ccnq_api::upgrade::{ByteProgress, Slot, UpgradeState, UpgradeStatus};
+use ccnq_api::upgrade::{ByteProgress, ProgressStep, Slot, UpgradeState, UpgradeStatus};
 use ccnq_api::Version;
 use ccnq_model::ImageSpec;
 use ccnq_update::fetch::{self, HttpSettings, HttpTransport, Pace};
@@ -381,6 +381,7 @@ async fn write(
             p(ByteProgress {
                 done: base + done,
                 total,
+                step: Some(ProgressStep::Download),
             })
         };
         fetch::download(
@@ -409,6 +410,7 @@ async fn write(
     };
     let booted_version = booted.version.clone();
     let version_owned = version.to_owned();
+    let boot_tries = config.boot_tries;
     let p = progress.clone();
     tokio::task::spawn_blocking(move || -> Result<(), String> {
         // No entry may point at the slot while it is rewritten.
@@ -420,14 +422,18 @@ async fn write(
             let p = p.clone();
             let b = base;
             install::write_partition(part, dev, artifact, &move |n| {
-                p(ByteProgress { done: b + n, total })
+                p(ByteProgress {
+                    done: b + n,
+                    total,
+                    step: Some(ProgressStep::Write),
+                })
             })
             .map_err(|e| e.to_string())?;
             base += artifact.image_length;
         }
         let (_, uki) = &files[2];
         entries
-            .install(uki, &version_owned, &booted_version)
+            .install(uki, &version_owned, &booted_version, boot_tries)
             .map_err(|e| e.to_string())?;
         Ok(())
     })

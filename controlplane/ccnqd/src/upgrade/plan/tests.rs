@@ -213,7 +213,11 @@ fn a_refused_download_is_reported_while_it_is_tried_again() {
     );
     let live = Live {
         error: Some("update repository refused (Signature): …".into()),
-        progress: Some(ByteProgress { done: 0, total: 10 }),
+        progress: Some(ByteProgress {
+            done: 0,
+            total: 10,
+            step: None,
+        }),
         since: T0.into(),
         ..Live::default()
     };
