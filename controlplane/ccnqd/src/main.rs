@@ -310,6 +310,7 @@ fn follow(
             data_dir: config.data_dir.clone(),
             config: config.update.clone(),
             image_id: version.image_id.clone().unwrap_or_else(|| "ccnq".into()),
+            boot_interface: system::boot_interface(&config.kernel_cmdline),
             report: report.clone(),
             services: services.clone(),
         },

@@ -28,6 +28,14 @@ pub fn version(os_release: &[PathBuf], cmdline: &Path) -> Version {
     }
 }
 
+/// The MAC of the interface a network boot came through: iPXE puts it on the kernel
+/// command line (`ccnq.bootif=${netX/mac:hexhyp}`, image/pxe-artifacts), and the PXE
+/// server's per-host files are named after it.
+pub fn boot_interface(cmdline: &Path) -> Option<String> {
+    let cmdline = std::fs::read_to_string(cmdline).ok()?;
+    cmdline_value(&cmdline, "ccnq.bootif")
+}
+
 /// One value of an os-release file (a shell-compatible `KEY=value` list, values optionally
 /// quoted, see os-release(5)).
 pub fn os_release_value(text: &str, key: &str) -> Option<String> {
@@ -89,6 +97,11 @@ mod tests {
         assert_eq!(version(&[], &cmdline).slot.as_deref(), Some("pxe"));
         std::fs::write(&cmdline, "console=ttyS0").unwrap();
         assert_eq!(version(&[], &cmdline).slot, None);
+        std::fs::write(&cmdline, "ccnq.boot=pxe ccnq.bootif=52-54-00-12-34-56 rw").unwrap();
+        assert_eq!(
+            boot_interface(&cmdline).as_deref(),
+            Some("52-54-00-12-34-56")
+        );
     }
 
     #[test]

@@ -84,6 +84,39 @@ async fn get(
     }
 }
 
+/// A small file at `url` (a script, a pointer): its bytes, `None` if the server has no
+/// such file (404), an error past `max` bytes.
+pub async fn small_file(
+    settings: &HttpSettings,
+    url: &Url,
+    max: usize,
+) -> Result<Option<Vec<u8>>, UpdateError> {
+    let unavailable = |e: HttpError| UpdateError::Unavailable(format!("{url}: {e}"));
+    let origin = origin_of(settings, url).map_err(unavailable)?;
+    let resp = get(settings, &origin, url, None)
+        .await
+        .map_err(unavailable)?;
+    match resp.status() {
+        StatusCode::OK => {}
+        StatusCode::NOT_FOUND => return Ok(None),
+        s => return Err(unavailable(HttpError::Transport(format!("HTTP {s}")))),
+    }
+    let mut body = resp.into_body();
+    let mut out = Vec::new();
+    while let Some(piece) = next_piece(&mut body, settings.read_timeout)
+        .await
+        .map_err(unavailable)?
+    {
+        if out.len() + piece.len() > max {
+            return Err(UpdateError::Unavailable(format!(
+                "{url}: more than {max} bytes"
+            )));
+        }
+        out.extend_from_slice(&piece);
+    }
+    Ok(Some(out))
+}
+
 /// The next piece of a body, waiting at most `t`; `None` at its proper end.
 async fn next_piece(body: &mut Incoming, t: Duration) -> Result<Option<Bytes>, HttpError> {
     loop {

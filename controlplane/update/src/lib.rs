@@ -18,6 +18,8 @@
 //!   the repository's web server (talks to it over HTTP(S));
 //! - [`install`]: writes a release into the slot the host did not boot and places its
 //!   boot entry, with a boot counter, on the ESP (talks to the disk and the ESP);
+//! - [`pxe`]: which version a PXE server would boot a network-booted host into (talks
+//!   to the PXE server's web server);
 //! - [`publish`]: makes and signs a repository from an image build's output, for the
 //!   operator's release process and the tests.
 
@@ -26,6 +28,7 @@ pub mod error;
 pub mod fetch;
 pub mod install;
 pub mod publish;
+pub mod pxe;
 pub mod release;
 pub mod repository;
 

@@ -4,6 +4,8 @@
 //! could install anything. The URLs are per fleet (a mirror near the site), the trust
 //! root is the image's own (`/usr/share/ccnq/update/root.json`, put there by
 //! `image/build --update-root`), and the devices are the image's partition labels.
+//! A host booted from the network has no slot to write: `pxe_url` says where its PXE
+//! server's files are, to learn which version the server would boot it into.
 //! Absent: the host reports the version it is asked for as one it cannot take.
 
 use super::{seconds, ConfigError};
@@ -15,9 +17,12 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateFile {
     /// The repository's metadata, e.g. `https://updates.example.net/ccnq/metadata/`.
-    metadata_url: String,
+    metadata_url: Option<String>,
     /// Its targets, e.g. `https://updates.example.net/ccnq/targets/`.
-    targets_url: String,
+    targets_url: Option<String>,
+    /// Network-booted hosts: the PXE server's directory over HTTP(S) (where
+    /// `boot.ipxe`, `default.ipxe` and `hosts/` are), e.g. `http://pxe.example.net/ccnq/`.
+    pxe_url: Option<String>,
     #[serde(default = "default_root")]
     trusted_root: PathBuf,
     /// PEM CA(s) of a server with a private CA; absent: the system's bundle.
@@ -60,11 +65,20 @@ fn default_boot_check_deadline() -> f64 {
     300.0
 }
 
+/// Where the signed repository's two halves are.
+#[derive(Debug, Clone)]
+pub struct RepositoryUrls {
+    pub metadata: url::Url,
+    pub targets: url::Url,
+}
+
 /// The checked `[update]` section.
 #[derive(Debug, Clone)]
 pub struct UpdateConfig {
-    pub metadata_url: url::Url,
-    pub targets_url: url::Url,
+    /// The signed repository (hosts with slots); `None` on a network-booted fleet.
+    pub repository: Option<RepositoryUrls>,
+    /// The PXE server's files (network-booted hosts).
+    pub pxe_url: Option<url::Url>,
     pub trusted_root: PathBuf,
     pub ca: Option<PathBuf>,
     pub rate_limit: Option<u64>,
@@ -116,9 +130,41 @@ impl UpdateFile {
                 "must be at least 1 (leave it out for no limit)".into(),
             ));
         }
+        let repository = match (&self.metadata_url, &self.targets_url) {
+            (Some(m), Some(t)) => Some(RepositoryUrls {
+                metadata: base("metadata_url", m)?,
+                targets: base("targets_url", t)?,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "targets_url",
+                    "missing: metadata_url is set".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "metadata_url",
+                    "missing: targets_url is set".into(),
+                ))
+            }
+        };
+        let pxe_url = match &self.pxe_url {
+            Some(u) => Some(base("pxe_url", u)?),
+            None => None,
+        };
+        if repository.is_none() && pxe_url.is_none() {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "update".into(),
+                reason: "needs metadata_url and targets_url (a repository), or pxe_url \
+                         (network-booted hosts), or both"
+                    .into(),
+            });
+        }
         Ok(UpdateConfig {
-            metadata_url: base("metadata_url", &self.metadata_url)?,
-            targets_url: base("targets_url", &self.targets_url)?,
+            repository,
+            pxe_url,
             trusted_root: self.trusted_root,
             ca: self.ca,
             rate_limit: self.rate_limit_bytes_per_sec,
@@ -160,10 +206,9 @@ mod tests {
     #[test]
     fn the_urls_alone_get_the_images_defaults() {
         let u = parse(URLS).unwrap().update.unwrap();
-        assert_eq!(
-            u.metadata_url.as_str(),
-            "https://u.example.net/ccnq/metadata/"
-        );
+        let r = u.repository.as_ref().unwrap();
+        assert_eq!(r.metadata.as_str(), "https://u.example.net/ccnq/metadata/");
+        assert!(u.pxe_url.is_none());
         assert_eq!(
             u.trusted_root,
             PathBuf::from("/usr/share/ccnq/update/root.json")
@@ -174,6 +219,16 @@ mod tests {
         assert_eq!(u.retry, Duration::from_secs(60));
         assert_eq!(u.boot_tries, 3);
         assert_eq!(u.boot_check_deadline, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_network_booted_fleet_names_only_its_pxe_server() {
+        let u = parse("pxe_url = \"http://pxe.example.net/ccnq/\"\n")
+            .unwrap()
+            .update
+            .unwrap();
+        assert!(u.repository.is_none());
+        assert_eq!(u.pxe_url.unwrap().as_str(), "http://pxe.example.net/ccnq/");
     }
 
     #[test]
@@ -189,8 +244,14 @@ mod tests {
         assert_eq!(key, "update.rate_limit_bytes_per_sec");
         let (key, _) = error_of(&format!("{URLS}esp = \"efi\"\n"));
         assert_eq!(key, "update.esp");
-        let (key, _) = error_of("targets_url = \"https://u/t/\"\n");
+        let (key, reason) = error_of("targets_url = \"https://u/t/\"\n");
+        assert_eq!(key, "update.metadata_url");
+        assert!(reason.contains("targets_url is set"), "{reason}");
+        let (key, reason) = error_of("retry_secs = 5\n");
         assert_eq!(key, "update");
+        assert!(reason.contains("pxe_url"), "{reason}");
+        let (key, _) = error_of("pxe_url = \"http://pxe/ccnq\"\n");
+        assert_eq!(key, "update.pxe_url");
         let (key, reason) = error_of(&format!("{URLS}boot_tries = 0\n"));
         assert_eq!(
             (key.as_str(), reason.as_str()),

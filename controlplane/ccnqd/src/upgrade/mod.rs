@@ -70,6 +70,8 @@ pub struct Context {
     pub data_dir: PathBuf,
     pub config: Option<UpdateConfig>,
     pub image_id: String,
+    /// A network boot's interface (MAC), naming this host's file on the PXE server.
+    pub boot_interface: Option<String>,
     pub report: Arc<Report>,
     pub services: Arc<Services>,
 }
@@ -94,7 +96,7 @@ async fn run(ctx: Context, booted: Booted) {
     }
     let record_path = dir.join("state.json");
     let mut record = load_record(&record_path);
-    let capability = capability(&ctx, &booted);
+    let configured = capability(&ctx, &booted);
     let mut wanted: Option<ImageSpec> = None;
     let mut live = Live {
         since: now(),
@@ -118,6 +120,13 @@ async fn run(ctx: Context, booted: Booted) {
             .as_ref()
             .and_then(|w| w.window.as_ref())
             .is_none_or(window_open_now);
+        // A network-booted host asks its PXE server each time it has a version to take.
+        let capability = match (&configured, &wanted) {
+            (Capability::Pxe { .. }, Some(w)) if w.version != booted.version => {
+                pxe_offer(&ctx).await
+            }
+            _ => configured.clone(),
+        };
         let next = plan::next(wanted.as_ref(), &booted, &record, &capability, open);
         shown.publish(
             &ctx.report,
@@ -284,11 +293,18 @@ fn other(booted: &Booted) -> &'static str {
 
 fn capability(ctx: &Context, booted: &Booted) -> Capability {
     if booted.slot == Slot::Pxe {
-        return Capability::None(
-            "booted from the network: the PXE server decides the next image".into(),
-        );
+        return match ctx.config.as_ref().and_then(|c| c.pxe_url.as_ref()) {
+            Some(_) => Capability::Pxe {
+                offered: Err("not asked yet".into()),
+            },
+            None => Capability::None(
+                "booted from the network, and no [update] pxe_url in ccnqd.toml to ask the \
+                 PXE server which version it offers"
+                    .into(),
+            ),
+        };
     }
-    let Some(config) = &ctx.config else {
+    let Some(config) = ctx.config.as_ref().filter(|c| c.repository.is_some()) else {
         return Capability::None("no [update] repository in ccnqd.toml".into());
     };
     if !config.trusted_root.exists() {
@@ -298,6 +314,25 @@ fn capability(ctx: &Context, booted: &Booted) -> Capability {
         ));
     }
     Capability::Slots
+}
+
+/// What the PXE server would boot this host into now.
+async fn pxe_offer(ctx: &Context) -> Capability {
+    let Some(config) = &ctx.config else {
+        return Capability::None("no [update] in ccnqd.toml".into());
+    };
+    let Some(base) = &config.pxe_url else {
+        return Capability::None("no [update] pxe_url in ccnqd.toml".into());
+    };
+    let settings = HttpSettings {
+        ca_file: config.ca.clone(),
+        ..HttpSettings::default()
+    };
+    let offered = ccnq_update::pxe::offered(&settings, base, ctx.boot_interface.as_deref())
+        .await
+        .map(|(version, _from)| version)
+        .map_err(|e| e.to_string());
+    Capability::Pxe { offered }
 }
 
 /// Whether the window is open now (UTC).
@@ -320,6 +355,10 @@ async fn write(
     progress: impl Fn(ByteProgress) + Send + Sync + Clone + 'static,
 ) -> Result<(), String> {
     let slot = booted.other_slot().ok_or("no other slot")?;
+    let repo = config
+        .repository
+        .as_ref()
+        .ok_or("no [update] repository in ccnqd.toml")?;
     let settings = HttpSettings {
         ca_file: config.ca.clone(),
         ..HttpSettings::default()
@@ -327,8 +366,8 @@ async fn write(
     let trusted_root = std::fs::read(&config.trusted_root)
         .map_err(|e| format!("{}: {e}", config.trusted_root.display()))?;
     let source = Source {
-        metadata_url: config.metadata_url.clone(),
-        targets_url: config.targets_url.clone(),
+        metadata_url: repo.metadata.clone(),
+        targets_url: repo.targets.clone(),
         trusted_root,
         datastore: dir.join("tuf"),
     };

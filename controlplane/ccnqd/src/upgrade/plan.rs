@@ -176,11 +176,15 @@ pub enum Next {
     Cannot { reason: String },
 }
 
-/// Whether the host can write a slot at all.
+/// How the host can take another version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capability {
+    /// Write the other slot, then reboot into it.
     Slots,
-    /// Why not (booted from the network, no update repository configured).
+    /// Booted from the network: reboot once the PXE server offers the version. What it
+    /// offers this host now, or why that is not known.
+    Pxe { offered: Result<String, String> },
+    /// Not at all, and why (no update repository configured, no trust root).
     None(String),
 }
 
@@ -211,10 +215,40 @@ pub fn next(
     {
         return Next::StayRolledBack;
     }
-    if let Capability::None(reason) = capability {
-        return Next::Cannot {
-            reason: reason.clone(),
-        };
+    // Free to reboot into the version: the wave, then the window.
+    let gate = |version: &str| {
+        if want.hold {
+            Next::WaitWave
+        } else if !window_open {
+            Next::WaitWindow
+        } else {
+            Next::Reboot {
+                version: version.to_owned(),
+            }
+        }
+    };
+    match capability {
+        Capability::None(reason) => {
+            return Next::Cannot {
+                reason: reason.clone(),
+            }
+        }
+        Capability::Pxe { offered: Ok(v) } if *v == want.version => return gate(v),
+        Capability::Pxe { offered: Ok(v) } => {
+            return Next::Cannot {
+                reason: format!(
+                    "booted from the network, and the PXE server offers {v} to this host"
+                ),
+            }
+        }
+        Capability::Pxe { offered: Err(e) } => {
+            return Next::Cannot {
+                reason: format!(
+                    "booted from the network, and what the PXE server offers is not known: {e}"
+                ),
+            }
+        }
+        Capability::Slots => {}
     }
     let written = record.other_slot.as_deref() == Some(want.version.as_str())
         && record
@@ -226,15 +260,7 @@ pub fn next(
             version: want.version.clone(),
         };
     }
-    if want.hold {
-        Next::WaitWave
-    } else if !window_open {
-        Next::WaitWindow
-    } else {
-        Next::Reboot {
-            version: want.version.clone(),
-        }
-    }
+    gate(&want.version)
 }
 
 /// Forgets a fall-back once the document names another version: that version may be

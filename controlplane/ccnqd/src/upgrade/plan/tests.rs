@@ -202,6 +202,57 @@ fn a_host_that_cannot_write_a_slot_says_why_and_stays_idle() {
 }
 
 #[test]
+fn a_network_booted_host_reboots_once_its_pxe_server_offers_the_version() {
+    let b = booted("1", Slot::Pxe);
+    let none = Record::default();
+    let offers = |v: &str| Capability::Pxe {
+        offered: Ok(v.into()),
+    };
+    // The server still boots it into 1: rebooting would change nothing.
+    let n = next(Some(&want("2", false)), &b, &none, &offers("1"), true);
+    match &n {
+        Next::Cannot { reason } => assert!(reason.contains("offers 1 to this host"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let n = next(
+        Some(&want("2", false)),
+        &b,
+        &none,
+        &Capability::Pxe {
+            offered: Err("no default.ipxe".into()),
+        },
+        true,
+    );
+    assert!(matches!(&n, Next::Cannot { reason } if reason.contains("no default.ipxe")));
+    // Offered: the wave, then the window, then the drain and the reboot.
+    assert_eq!(
+        next(Some(&want("2", true)), &b, &none, &offers("2"), true),
+        Next::WaitWave
+    );
+    assert_eq!(
+        next(Some(&want("2", false)), &b, &none, &offers("2"), false),
+        Next::WaitWindow
+    );
+    assert_eq!(
+        next(Some(&want("2", false)), &b, &none, &offers("2"), true),
+        Next::Reboot {
+            version: "2".into()
+        }
+    );
+    // Up on 2 (nothing kept across a network boot): settled.
+    assert_eq!(
+        next(
+            Some(&want("2", false)),
+            &booted("2", Slot::Pxe),
+            &none,
+            &offers("2"),
+            true
+        ),
+        Next::Idle
+    );
+}
+
+#[test]
 fn a_refused_download_is_reported_while_it_is_tried_again() {
     let b = booted("1", Slot::A);
     let n = next(
