@@ -21,7 +21,7 @@ use ccnq_update::fetch::{self, HttpSettings, HttpTransport, Pace};
 use ccnq_update::install::{self, Entries, SlotPaths};
 use ccnq_update::repository::{self, Source};
 use ccnq_update::ArtifactRole;
-use plan::{BootCheck, Booted, Capability, Live, Next, Phase, Record, Target};
+use plan::{BootCheck, Booted, Capability, EntryFound, Live, Next, Phase, Record, Target};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -98,6 +98,7 @@ async fn run(ctx: Context, booted: Booted) {
     let mut record = load_record(&record_path);
     let configured = capability(&ctx, &booted);
     let mut wanted: Option<ImageSpec> = None;
+    let mut document_seen = false;
     let mut live = Live {
         since: now(),
         ..Live::default()
@@ -108,11 +109,12 @@ async fn run(ctx: Context, booted: Booted) {
         if let Some(doc) = ctx.report.desired() {
             if let Ok(v) = ccnq_model::validate(&doc, &ctx.fqdn) {
                 wanted = v.host.image;
+                document_seen = true;
             }
         }
         let check = read_boot_check(&dir.join("boot-check.json"), &booted);
         let mut changed = plan::after_boot(&mut record, &booted, check.as_ref(), &now());
-        changed |= plan::forget_rolled_back(&mut record, wanted.as_ref());
+        changed |= plan::forget_rolled_back(&mut record, wanted.as_ref(), document_seen);
         if changed {
             save_record(&record_path, &record);
         }
@@ -179,6 +181,16 @@ async fn run(ctx: Context, booted: Booted) {
                 }
             }
             Next::Reboot { version } => {
+                if let (Capability::Slots, Some(config)) = (&capability, &ctx.config) {
+                    let entry = entry_found(config, &ctx.image_id, version);
+                    if !plan::before_reboot(&mut record, &entry) {
+                        log::warn!(
+                            "upgrade: not rebooting into {version}: {entry:?}; writing it again"
+                        );
+                        save_record(&record_path, &record);
+                        continue;
+                    }
+                }
                 live.activity = Some(UpgradeState::Draining);
                 shown.publish(
                     &ctx.report,
@@ -314,6 +326,31 @@ fn capability(ctx: &Context, booted: &Booted) -> Capability {
         ));
     }
     Capability::Slots
+}
+
+/// The written version's boot entry on the ESP.
+fn entry_found(config: &UpdateConfig, image_id: &str, version: &str) -> EntryFound {
+    let entries = Entries {
+        dir: config.entries.clone(),
+        image_id: image_id.to_owned(),
+    };
+    match entries.list() {
+        Ok(list) => match list.into_iter().find(|e| e.version == version) {
+            Some(e) if e.tries_left == Some(0) => EntryFound::NotBootable {
+                why: format!("{} has no tries left", e.file),
+            },
+            Some(_) => EntryFound::Bootable,
+            None => EntryFound::NotBootable {
+                why: format!("no boot entry for {version} in {}", entries.dir.display()),
+            },
+        },
+        // An ESP that cannot be read now does not prove the slot gone: go ahead, as
+        // the record says (the boot loader falls back if the entry is not there).
+        Err(e) => {
+            log::warn!("upgrade: reading the boot entries: {e}");
+            EntryFound::Bootable
+        }
+    }
 }
 
 /// What the PXE server would boot this host into now.

@@ -263,9 +263,45 @@ pub fn next(
     gate(&want.version)
 }
 
+/// The boot entry of the written slot, as the ESP has it just before a reboot into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryFound {
+    /// Present with tries left (or blessed): the boot loader will take it.
+    Bootable,
+    /// Present with no tries left (a boot that was not kept, or the booted entry a
+    /// downgrade made the last resort), or not there: the boot loader would not take it.
+    NotBootable { why: String },
+}
+
+/// Checked before every reboot into a written slot, so that no record can send the host
+/// into a reboot that boots the same version again: returns whether to go ahead, and
+/// otherwise forgets the slot, to be written again with fresh tries. (A boot that failed
+/// is a fall-back `after_boot` has already recorded; this is the net under it.)
+pub fn before_reboot(record: &mut Record, entry: &EntryFound) -> bool {
+    match entry {
+        EntryFound::Bootable => true,
+        EntryFound::NotBootable { .. } => {
+            record.target = None;
+            record.other_slot = None;
+            false
+        }
+    }
+}
+
 /// Forgets a fall-back once the document names another version: that version may be
 /// tried again if a later document names it. Returns whether the record changed.
-pub fn forget_rolled_back(record: &mut Record, wanted: Option<&ImageSpec>) -> bool {
+/// `document_seen` is false until the daemon has read a valid document: right after a
+/// fall-back boot none has arrived yet, and forgetting then would send the host
+/// straight back into the version that just failed (seen in qa/vm/upgrade-test: a
+/// reboot loop between the two slots).
+pub fn forget_rolled_back(
+    record: &mut Record,
+    wanted: Option<&ImageSpec>,
+    document_seen: bool,
+) -> bool {
+    if !document_seen {
+        return false;
+    }
     let keep = match (&record.rolled_back, wanted) {
         (Some(f), Some(w)) => f.version == w.version,
         (Some(_), None) => false,

@@ -163,9 +163,18 @@ fn a_fall_back_is_reported_with_the_failed_boots_reason_and_not_tried_again() {
     assert_eq!(s.booted_version, "2");
     assert_eq!(s.other_slot_version.as_deref(), Some("3"));
 
+    // Just up after the fall-back, before any document has arrived: nothing is
+    // forgotten, or the host would go straight back into 3 (its slot is still written).
+    assert!(!forget_rolled_back(&mut r, None, false));
+    assert!(r.rolled_back.is_some());
+    assert_eq!(
+        next(Some(&want("3", false)), &b, &r, &Capability::Slots, true),
+        Next::StayRolledBack
+    );
+
     // The document names another version: the fall-back is forgotten, 3 may come again.
-    assert!(!forget_rolled_back(&mut r, Some(&want("3", false))));
-    assert!(forget_rolled_back(&mut r, Some(&want("4", false))));
+    assert!(!forget_rolled_back(&mut r, Some(&want("3", false)), true));
+    assert!(forget_rolled_back(&mut r, Some(&want("4", false)), true));
     assert_eq!(r.rolled_back, None);
 }
 
@@ -304,5 +313,25 @@ fn the_record_round_trips_through_its_file_format() {
     assert_eq!(
         serde_json::from_str::<Record>("{}").unwrap(),
         Record::default()
+    );
+}
+
+#[test]
+fn no_reboot_into_a_slot_whose_entry_is_spent_or_gone() {
+    let mut r = written("3", "2");
+    assert!(before_reboot(&mut r, &EntryFound::Bootable));
+    assert_eq!(r, written("3", "2"), "a bootable entry changes nothing");
+
+    let spent = EntryFound::NotBootable {
+        why: "ccnq_3+0-1.efi has no tries left".into(),
+    };
+    assert!(!before_reboot(&mut r, &spent));
+    let b = booted("2", Slot::A);
+    assert_eq!(
+        next(Some(&want("3", false)), &b, &r, &Capability::Slots, true),
+        Next::Write {
+            version: "3".into()
+        },
+        "written again, with fresh tries"
     );
 }
