@@ -15,7 +15,8 @@ demo:
 demo-dev: deps
 	qa/demo
 
-# Every test, the appliance image built and booted in qemu included (~35 min on 2 cores).
+# Every test, the appliance image built, booted in qemu and upgraded included (75-90 min
+# on 2 cores; CCNQ_BUILD_CHECKS=1 adds the input and reproducibility builds).
 test:
 	qa/install-deps --image
 	CCNQ_VM_TESTS=1 qa/test
