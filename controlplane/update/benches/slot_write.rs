@@ -8,6 +8,7 @@
 //! - `dd bs=4M conv=fsync` of the whole 1 GiB image (the plain copy);
 //! - the same `dd`, then `sha256sum` of the device after dropping the cache (a copy with
 //!   the check ours makes).
+//!
 //! Prints the best time of each, MB/s of the image, and the ratios; asserts nothing.
 
 use ccnq_update::install::write_partition;
