@@ -57,17 +57,24 @@ async fn a_repository_is_made_published_twice_and_read_by_a_host() {
 
     let v1 = image_output(dir.path(), "1.0.0");
     let v2 = image_output(dir.path(), "1.1.0");
-    for out in [&v1, &v2] {
-        let said = ok(ctl(&[
+    let publish = |out: &Path, extra: &[&str]| {
+        let repo = d("repo");
+        let key = d("k.pk8");
+        let mut args = vec![
             "release",
             "publish",
             "--repo",
-            &d("repo"),
+            &repo,
             "--signing-key",
-            &d("k.pk8"),
+            &key,
             "--image-dir",
             out.to_str().unwrap(),
-        ]));
+        ];
+        args.extend_from_slice(extra);
+        ok(ctl(&args))
+    };
+    for out in [&v1, &v2] {
+        let said = publish(out, &[]);
         assert!(said.starts_with("published ccnq "), "{said}");
     }
 
@@ -87,18 +94,7 @@ async fn a_repository_is_made_published_twice_and_read_by_a_host() {
     }
 
     // Signed again with an expiry in the past: a host refuses it.
-    ok(ctl(&[
-        "release",
-        "publish",
-        "--repo",
-        &d("repo"),
-        "--signing-key",
-        &d("k.pk8"),
-        "--image-dir",
-        v2.to_str().unwrap(),
-        "--expires",
-        "2020-01-01T00:00:00Z",
-    ]));
+    publish(&v2, &["--expires", "2020-01-01T00:00:00Z"]);
     let e = repository::load(&source("host"), tough::FilesystemTransport)
         .await
         .unwrap_err();

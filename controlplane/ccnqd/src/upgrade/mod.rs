@@ -353,6 +353,14 @@ fn entry_found(config: &UpdateConfig, image_id: &str, version: &str) -> EntryFou
     }
 }
 
+/// HTTP to the update repository and the PXE server: the configured CA, else the system's.
+fn http_settings(config: &UpdateConfig) -> HttpSettings {
+    HttpSettings {
+        ca_file: config.ca.clone(),
+        ..HttpSettings::default()
+    }
+}
+
 /// What the PXE server would boot this host into now.
 async fn pxe_offer(ctx: &Context) -> Capability {
     let Some(config) = &ctx.config else {
@@ -361,10 +369,7 @@ async fn pxe_offer(ctx: &Context) -> Capability {
     let Some(base) = &config.pxe_url else {
         return Capability::None("no [update] pxe_url in ccnqd.toml".into());
     };
-    let settings = HttpSettings {
-        ca_file: config.ca.clone(),
-        ..HttpSettings::default()
-    };
+    let settings = http_settings(config);
     let offered = ccnq_update::pxe::offered(&settings, base, ctx.boot_interface.as_deref())
         .await
         .map(|(version, _from)| version)
@@ -396,10 +401,7 @@ async fn write(
         .repository
         .as_ref()
         .ok_or("no [update] repository in ccnqd.toml")?;
-    let settings = HttpSettings {
-        ca_file: config.ca.clone(),
-        ..HttpSettings::default()
-    };
+    let settings = http_settings(config);
     let trusted_root = std::fs::read(&config.trusted_root)
         .map_err(|e| format!("{}: {e}", config.trusted_root.display()))?;
     let source = Source {
