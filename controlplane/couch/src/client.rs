@@ -470,6 +470,17 @@ impl Db {
         }
     }
 
+    /// `GET /db/id?<query>` (`conflicts=true`, `revs=true`), `None` on 404. The query is
+    /// sent as given: the caller's own constant, never user input.
+    pub async fn get_opt_with(&self, id: &str, query: &str) -> Result<Option<Value>, CouchError> {
+        let path = format!("{}?{query}", doc_path(&self.name, id));
+        match self.client.json(Method::GET, &path, None).await {
+            Ok(v) => Ok(Some(v)),
+            Err(CouchError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `PUT /db/id` with the document as given (its `_rev`, if any, decides which
     /// revision it replaces; 409 if stale). Returns the new revision.
     pub async fn put(&self, id: &str, doc: &Value) -> Result<String, CouchError> {

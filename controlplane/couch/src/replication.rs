@@ -125,6 +125,53 @@ pub fn desired_docs(spec: &ReplicationSpec) -> Result<[(String, Value); 2], Couc
     ])
 }
 
+/// The body of a one-shot `POST /_replicate` that brings `status:<fqdn>`'s history from
+/// the central database into the local one (see [`bring_status_history`]).
+pub fn status_history_request(spec: &ReplicationSpec) -> Result<Value, CouchError> {
+    Ok(json!({
+        "source": spec.central.to_json()?,
+        "target": spec.local.to_json()?,
+        "doc_ids": [crate::status::status_id(&spec.fqdn)],
+        "create_target": false,
+    }))
+}
+
+/// Brings `status:<fqdn>`'s revision history from the central database into the local
+/// one, once, through the local CouchDB's own replicator (`client` is the local server).
+///
+/// CouchDB's winner among a document's leaves is the one with the longest history. A
+/// host whose local database is new (a network boot's `/var` in RAM, a replaced disk, a
+/// deleted database) starts its status again at revision 1, and that branch loses to the
+/// central copy's until it outgrows it: the central database would go on showing the
+/// host's old status, for as many writes as it had before. With the central history
+/// brought first, the host's next write descends from it. Returns how many documents
+/// were written (0: the central database has none, or the local one had it already).
+pub async fn bring_status_history(
+    client: &Client,
+    spec: &ReplicationSpec,
+) -> Result<u64, CouchError> {
+    let body = status_history_request(spec)?;
+    let answer = client
+        .json(http::Method::POST, "/_replicate", Some(&body))
+        .await?;
+    Ok(docs_written(&answer))
+}
+
+/// `docs_written` of a one-shot replication's answer: its newest `history` entry, 0 for
+/// `no_changes` (whose answer repeats the history of the run before).
+pub fn docs_written(answer: &Value) -> u64 {
+    if answer.get("no_changes").and_then(Value::as_bool) == Some(true) {
+        return 0;
+    }
+    answer
+        .get("history")
+        .and_then(Value::as_array)
+        .and_then(|h| h.first())
+        .and_then(|h| h.get("docs_written"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
 /// True if `current` (the stored document, `None` if absent) differs from `desired` in a
 /// field we own.
 pub fn needs_repair(current: Option<&Value>, desired: &Value) -> bool {

@@ -4,6 +4,12 @@
 //! the current `_rev` read just before; a 409 (someone, e.g. a replication, wrote in
 //! between) is retried a bounded number of times, re-reading each time. Its id is not
 //! among the followed `doc_ids`, so writing it never triggers an apply.
+//!
+//! The write goes onto the winning revision, and the document's other leaves are then
+//! deleted. There are two when the host had begun a history of its own in a new local
+//! database before the central one's was brought in
+//! ([`crate::replication::bring_status_history`]): one history is enough, and a
+//! conflict left in place would travel to the central database.
 
 use serde_json::Value;
 
@@ -31,13 +37,29 @@ pub async fn write_status(db: &Db, fqdn: &str, body: &Value) -> Result<String, C
     let mut last: Option<ErrorBody> = None;
     for _ in 0..MAX_ATTEMPTS {
         doc.remove("_rev");
-        if let Some(rev) = db.get_opt(&id).await?.and_then(|c| c.get("_rev").cloned()) {
+        let current = db.get_opt_with(&id, "conflicts=true").await?;
+        if let Some(rev) = current.as_ref().and_then(|c| c.get("_rev").cloned()) {
             doc.insert("_rev".into(), rev);
         }
         match db.put(&id, &Value::Object(doc.clone())).await {
             Err(CouchError::Conflict(b)) => last = Some(b),
-            other => return other,
+            Ok(rev) => {
+                // A leaf that cannot be deleted now is deleted at the next write.
+                for leaf in conflicts(current.as_ref()) {
+                    let _ = db.delete(&id, leaf).await;
+                }
+                return Ok(rev);
+            }
+            Err(e) => return Err(e),
         }
     }
     Err(CouchError::Conflict(last.unwrap_or_default()))
+}
+
+/// The revisions `?conflicts=true` listed beside the winner.
+fn conflicts(doc: Option<&Value>) -> Vec<&str> {
+    doc.and_then(|d| d.get("_conflicts"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }

@@ -791,6 +791,125 @@ async fn live_replicator_is_admin_only_until_the_user_is_a_member_of_its_securit
         .unwrap();
 }
 
+/// A host whose local database is new (a network boot's RAM `/var`, a replaced disk)
+/// brings its status history from the central database before it writes, so that its
+/// writes win there; one that wrote first ends the losing branch at its next write.
+#[tokio::test]
+async fn live_a_new_local_database_takes_the_central_status_history_and_its_writes_win() {
+    let srv = CouchServer::shared();
+    let c = admin(srv);
+    let central = database(&c, "hist-central", &[]).await;
+    let local = database(&c, "hist-local", &[]).await;
+    let spec = |fqdn: &str| ReplicationSpec {
+        fqdn: fqdn.into(),
+        central: endpoint(srv, "hist-central"),
+        local: endpoint(srv, "hist-local"),
+    };
+    // What the hosts' earlier boots left in the central database: five writes each.
+    for boot in ["a", "b"] {
+        for n in 1..=5 {
+            status::write_status(
+                &central,
+                &format!("{boot}.example.net"),
+                &json!({"boot": 1, "n": n}),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let rev_of = |d: &Value| d["_rev"].as_str().unwrap().to_string();
+    let central_a = rev_of(&central.get("status:a.example.net", None).await.unwrap());
+    assert!(central_a.starts_with("5-"), "{central_a}");
+
+    // a: the history first, then the write, which descends from it.
+    let written = replication::bring_status_history(&c, &spec("a.example.net"))
+        .await
+        .unwrap();
+    assert_eq!(written, 1);
+    let brought = local.get("status:a.example.net", None).await.unwrap();
+    assert_eq!(rev_of(&brought), central_a);
+    let rev = status::write_status(&local, "a.example.net", &json!({"boot": 2}))
+        .await
+        .unwrap();
+    assert!(rev.starts_with("6-"), "{rev}");
+    assert_eq!(
+        replication::bring_status_history(&c, &spec("a.example.net"))
+            .await
+            .unwrap(),
+        0,
+        "nothing new to bring"
+    );
+
+    // b: a write of its own first (the central database was out of reach), then the
+    // history: CouchDB's winner is the longer history, the central one, and it is stale.
+    status::write_status(&local, "b.example.net", &json!({"boot": 2}))
+        .await
+        .unwrap();
+    assert_eq!(
+        replication::bring_status_history(&c, &spec("b.example.net"))
+            .await
+            .unwrap(),
+        1
+    );
+    let winner = local
+        .get_opt_with("status:b.example.net", "conflicts=true")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(winner["boot"], json!(1), "{winner}");
+    assert_eq!(
+        winner["_conflicts"].as_array().map(Vec::len),
+        Some(1),
+        "{winner}"
+    );
+    // The next write goes onto the winner and deletes the branch that lost.
+    let rev = status::write_status(&local, "b.example.net", &json!({"boot": 2, "again": true}))
+        .await
+        .unwrap();
+    assert!(rev.starts_with("6-"), "{rev}");
+    let now = local
+        .get_opt_with("status:b.example.net", "conflicts=true")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now["again"], json!(true), "{now}");
+    assert!(now.get("_conflicts").is_none(), "{now}");
+
+    // Pushed, both are the central database's winners, with one leaf each.
+    replication::ensure(&c.db("_replicator"), &spec("a.example.net"))
+        .await
+        .unwrap();
+    replication::ensure(&c.db("_replicator"), &spec("b.example.net"))
+        .await
+        .unwrap();
+    eventually("both hosts' new status in the central database", || async {
+        let a = central
+            .get_opt_with("status:a.example.net", "conflicts=true")
+            .await
+            .unwrap()?;
+        let b = central
+            .get_opt_with("status:b.example.net", "conflicts=true")
+            .await
+            .unwrap()?;
+        (a["boot"] == json!(2) && b["again"] == json!(true) && b.get("_conflicts").is_none())
+            .then_some(())
+    })
+    .await;
+    let replicator = c.db("_replicator");
+    for fqdn in ["a.example.net", "b.example.net"] {
+        for id in [
+            replication::pull_doc_id(fqdn),
+            replication::push_doc_id(fqdn),
+        ] {
+            let stored = replicator.get(&id, None).await.unwrap();
+            replicator
+                .delete(&id, stored["_rev"].as_str().unwrap())
+                .await
+                .unwrap();
+        }
+    }
+}
+
 async fn wait_for(db: &Db, id: &str) -> Value {
     eventually(&format!("{id} replicated into {}", db.name()), || async {
         db.get_opt(id).await.unwrap()

@@ -23,6 +23,12 @@
 //! Checking on a timer rather than following `_replicator`'s own feed keeps one feed per
 //! daemon; a repair within a minute is soon enough for a replication that CouchDB itself
 //! retries.
+//!
+//! Once per start, beside the checks, the status document's history is brought from the
+//! central database (`ccnq_couch::replication::bring_status_history`): a host whose local
+//! database is new (a network boot's `/var` in RAM, a replaced disk) would otherwise
+//! start its status again at revision 1, a branch that loses to the central copy, and the
+//! central database would go on showing its old status.
 
 use super::report::{now, Report};
 use ccnq_api::{ReplicationJob, ReplicationState};
@@ -63,6 +69,13 @@ pub struct Found {
 }
 
 pub async fn run(keeper: Keeper, report: Arc<Report>) {
+    tokio::spawn(bring_status_history(
+        keeper.replicator.client().clone(),
+        keeper.spec.clone(),
+        report.clone(),
+        keeper.every,
+        keeper.credentials_retry,
+    ));
     let mut refusals = Refusals::new(keeper.credentials_retry);
     let mut last: Option<ReplicationState> = None;
     let mut quick = 0u32;
@@ -104,6 +117,46 @@ pub async fn run(keeper: Keeper, report: Arc<Report>) {
             }
         };
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Until it succeeds once: the central status history brought into the local database;
+/// when that wrote anything, a status write is asked for (the local winner may now be
+/// the central copy: the writer's next write brings it up to date and deletes the branch
+/// that lost). Until the local database exists (the first check makes it) or the
+/// central one answers, it tries again every `every`.
+async fn bring_status_history(
+    client: ccnq_couch::Client,
+    spec: ReplicationSpec,
+    report: Arc<Report>,
+    every: Duration,
+    credentials_retry: Duration,
+) {
+    let mut refusals = Refusals::new(credentials_retry);
+    loop {
+        match ccnq_couch::replication::bring_status_history(&client, &spec).await {
+            Ok(0) => return,
+            Ok(n) => {
+                log::info!(
+                    "status:{}: its history brought from the central database ({n} document)",
+                    spec.fqdn
+                );
+                report.update(|_| {});
+                return;
+            }
+            Err(e) => {
+                let wait = if is_refusal(&e) {
+                    refusals.next_wait().max(every)
+                } else {
+                    every
+                };
+                log::debug!(
+                    "status:{}: its history not brought yet ({e}); again in {wait:?}",
+                    spec.fqdn
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
     }
 }
 
