@@ -113,6 +113,10 @@ enum Command {
         #[command(subcommand)]
         action: Option<ServicesCommand>,
     },
+    /// What FreeSWITCH runs now: its sofia profiles, gateways, calls in progress and
+    /// registrations (reader role; read-only).
+    #[command(subcommand)]
+    Fs(FsCommand),
     /// Show the daemon's log level, or set it (operator role).
     LogLevel {
         /// error, warn, info, debug or trace.
@@ -152,6 +156,18 @@ enum ConfigCommand {
         /// revision the host has seen.
         file: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum FsCommand {
+    /// The sofia profiles and aliases: address, state, calls in progress.
+    Profiles,
+    /// The sofia gateways and their state.
+    Gateways,
+    /// The call legs in progress, oldest first.
+    Calls,
+    /// The SIP registrations FreeSWITCH holds.
+    Registrations,
 }
 
 #[derive(Subcommand)]
@@ -362,6 +378,34 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
             }
             text
         }
+        Command::Fs(FsCommand::Profiles) => show(
+            cli,
+            target
+                .call(Method::GET, "/v1/freeswitch/profiles", None)
+                .await?,
+            |p: &ccnq_api::freeswitch::FsProfiles| output::fs_profiles(&p.profiles),
+        )?,
+        Command::Fs(FsCommand::Gateways) => show(
+            cli,
+            target
+                .call(Method::GET, "/v1/freeswitch/gateways", None)
+                .await?,
+            |g: &ccnq_api::freeswitch::FsGateways| output::fs_profiles(&g.gateways),
+        )?,
+        Command::Fs(FsCommand::Calls) => show(
+            cli,
+            target
+                .call(Method::GET, "/v1/freeswitch/calls", None)
+                .await?,
+            output::fs_calls,
+        )?,
+        Command::Fs(FsCommand::Registrations) => show(
+            cli,
+            target
+                .call(Method::GET, "/v1/freeswitch/registrations", None)
+                .await?,
+            output::fs_registrations,
+        )?,
         Command::Services { action: None } => show(
             cli,
             target.call(Method::GET, "/v1/services", None).await?,

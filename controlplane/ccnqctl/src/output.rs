@@ -274,6 +274,93 @@ pub fn services(l: &ServiceList) -> String {
     out
 }
 
+/// `ccnqctl fs profiles` (and `fs gateways`): one row per entry of `sofia xmlstatus`.
+pub fn fs_profiles(p: &[ccnq_api::freeswitch::FsProfile]) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "KIND".into(),
+        "ADDRESS".into(),
+        "STATE".into(),
+        "CALLS".into(),
+    ]];
+    for e in p {
+        rows.push([
+            e.name.clone(),
+            e.kind.clone(),
+            e.address.clone(),
+            e.state.clone(),
+            e.calls.to_string(),
+        ]);
+    }
+    columns(&rows)
+}
+
+/// `ccnqctl fs calls`: one row per call leg, oldest first, and how many.
+pub fn fs_calls(c: &ccnq_api::freeswitch::FsCalls) -> String {
+    let dash = |v: &str| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut rows = vec![[
+        "CREATED".to_string(),
+        "DIRECTION".into(),
+        "PROFILE".into(),
+        "FROM".into(),
+        "TO".into(),
+        "STATE".into(),
+        "APPLICATION".into(),
+        "CODEC".into(),
+        "UUID".into(),
+    ]];
+    for l in &c.calls {
+        rows.push([
+            l.created.clone().unwrap_or_else(|| "-".into()),
+            l.direction.clone(),
+            l.profile.clone().unwrap_or_else(|| "-".into()),
+            dash(&l.caller_number),
+            dash(&l.destination),
+            dash(&l.callstate),
+            dash(&l.application),
+            dash(&l.read_codec),
+            l.uuid.clone(),
+        ]);
+    }
+    let mut out = columns(&rows);
+    out.push_str(&format!(
+        "{} call leg{} in progress\n",
+        c.calls.len(),
+        if c.calls.len() == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+/// `ccnqctl fs registrations`.
+pub fn fs_registrations(r: &ccnq_api::freeswitch::FsRegistrations) -> String {
+    if r.registrations.is_empty() {
+        return "no registration\n".into();
+    }
+    let mut rows = vec![[
+        "USER".to_string(),
+        "REALM".into(),
+        "CONTACT".into(),
+        "EXPIRES".into(),
+        "FROM".into(),
+    ]];
+    for g in &r.registrations {
+        rows.push([
+            g.user.clone(),
+            g.realm.clone(),
+            g.contact.clone(),
+            g.expires.clone().unwrap_or_else(|| "-".into()),
+            g.network.clone(),
+        ]);
+    }
+    columns(&rows)
+}
+
 /// Rows as left-aligned columns two spaces apart, each as wide as its widest cell.
 pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0usize; N];
@@ -387,6 +474,40 @@ pub fn bytes(n: u64) -> String {
 mod tests {
     use super::*;
     use ccnq_api::ServiceState;
+
+    #[test]
+    fn fs_calls_one_row_per_leg_and_the_count() {
+        let leg = ccnq_api::freeswitch::FsCall {
+            uuid: "6f1c".into(),
+            direction: "inbound".into(),
+            profile: Some("qa-ingress".into()),
+            created: Some("2026-12-03T17:13:20Z".into()),
+            callstate: "ACTIVE".into(),
+            state: "CS_EXECUTE".into(),
+            caller_name: String::new(),
+            caller_number: "qa".into(),
+            destination: "33123456789".into(),
+            remote_ip: "127.0.0.1".into(),
+            application: "park".into(),
+            read_codec: "PCMA".into(),
+            write_codec: "PCMA".into(),
+            bridged_to: None,
+        };
+        let text = fs_calls(&ccnq_api::freeswitch::FsCalls { calls: vec![leg] });
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("CREATED"), "{text}");
+        assert!(
+            lines[1].contains("qa-ingress") && lines[1].contains("33123456789"),
+            "{text}"
+        );
+        assert_eq!(lines[2], "1 call leg in progress");
+        assert_eq!(
+            fs_registrations(&ccnq_api::freeswitch::FsRegistrations {
+                registrations: vec![]
+            }),
+            "no registration\n"
+        );
+    }
 
     #[test]
     fn durations_and_sizes_read_like_df_and_uptime() {

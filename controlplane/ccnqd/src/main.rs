@@ -9,6 +9,7 @@ mod api;
 mod audit;
 mod auth;
 mod config;
+mod event_socket;
 mod freeswitch;
 mod logging;
 mod notify;

@@ -86,6 +86,42 @@ async fn a_reader_sees_the_upgrade_state_and_a_host_off_the_image_gets_404() {
     );
 }
 
+/// Without a FreeSWITCH to ask (none on this test's event socket), each FreeSWITCH
+/// endpoint says so with a 503 naming the event socket, never an empty list.
+#[tokio::test]
+async fn freeswitch_state_without_freeswitch_is_503_saying_why() {
+    let site = Site::new();
+    let daemon = Daemon::start(&site.config(true, ""));
+    for path in [
+        "/v1/freeswitch/profiles",
+        "/v1/freeswitch/gateways",
+        "/v1/freeswitch/calls",
+        "/v1/freeswitch/registrations",
+    ] {
+        let a = request(
+            &site,
+            daemon.addr,
+            Auth::Cert(&site.reader),
+            "GET",
+            path,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.status, 503, "{path}: {:?}", a.body);
+        assert_eq!(a.content_type, "application/problem+json");
+        let detail = a.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("event socket") || detail.contains("event-socket"),
+            "{path}: {detail}"
+        );
+        let anonymous = request(&site, daemon.addr, Auth::None, "GET", path, None)
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status, 401, "{path}");
+    }
+}
+
 #[tokio::test]
 async fn no_certificate_and_no_token_is_401_but_health_answers() {
     let site = Site::new();

@@ -4,6 +4,7 @@
 //! - [`event`]: plain/json/xml events decoded into one [`Event`] shape (pure).
 //! - [`reply`]: raw replies and the typed parsing of configuration commands' answers (pure).
 //! - [`client`]: the tokio client ([`EslClient`]); [`commands`] adds typed helpers to it.
+//! - [`state`]: what FreeSWITCH is doing now (calls, registrations), read for diagnostics.
 //! - [`reconnect`]: a supervisor that keeps a client connected with capped, jittered backoff.
 //!
 //! Tested against byte-exact recordings of a real FreeSWITCH 1.11.2
@@ -16,6 +17,7 @@ pub mod event;
 pub mod frame;
 pub mod reconnect;
 pub mod reply;
+pub mod state;
 mod xml;
 
 pub use client::{ConnectOptions, EslClient, JobHandle, Received};
@@ -27,3 +29,4 @@ pub use reply::{
     ApiResponse, BackgroundJob, CommandError, CommandReply, Outcome, ProfileAccepted,
     ProfileAction, SofiaStatus, SofiaStatusEntry,
 };
+pub use state::{Channel, Registration};

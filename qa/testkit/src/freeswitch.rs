@@ -49,6 +49,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// A dialplan context of the test's own configuration, as the QA image has one
+/// (`qa-answer`): a profile whose handler names it (`{"context": …}`) answers every call
+/// and holds it until the caller hangs up, so that a test's sipp calls stay up.
+pub const ANSWER_CONTEXT: &str = "ccnq-test-answer";
+
 /// The release this harness runs.
 pub const VERSION: &str = "1.11.2";
 const TARBALL: &str = "freeswitch-1.11.2-bookworm-amd64.tar.xz";
@@ -222,7 +227,13 @@ impl Freeswitch {
                      <X-PRE-PROCESS cmd=\"include\" data=\"{rendered}/autoload_configs/*.xml\"/>\n  \
                      </section>\n  \
                      <section name=\"dialplan\" description=\"Regex/XML Dialplan\">\n    \
-                     <X-PRE-PROCESS cmd=\"include\" data=\"{rendered}/dialplan/*.xml\"/>\n  \
+                     <X-PRE-PROCESS cmd=\"include\" data=\"{rendered}/dialplan/*.xml\"/>\n    \
+                     <context name=\"{ANSWER_CONTEXT}\">\n      \
+                     <extension name=\"answer-and-hold\">\n        \
+                     <condition field=\"destination_number\" expression=\"^.+$\">\n          \
+                     <action application=\"answer\"/>\n          \
+                     <action application=\"park\"/>\n        \
+                     </condition>\n      </extension>\n    </context>\n  \
                      </section>\n\
                      </document>\n"
                 ),

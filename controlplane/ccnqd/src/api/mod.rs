@@ -6,6 +6,7 @@
 //!
 //! Every error is an RFC 9457 problem document (`application/problem+json`).
 
+mod freeswitch;
 mod openapi;
 mod services;
 
@@ -90,6 +91,10 @@ pub enum Endpoint {
     ListServices,
     ServiceAction(ccnq_api::ServiceAction),
     Upgrade,
+    FsProfiles,
+    FsGateways,
+    FsCalls,
+    FsRegistrations,
 }
 
 /// One row of the route table.
@@ -211,6 +216,30 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/services/{name}/restart",
         role: Some(Role::Operator),
         endpoint: Endpoint::ServiceAction(ccnq_api::ServiceAction::Restart),
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/freeswitch/profiles",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::FsProfiles,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/freeswitch/gateways",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::FsGateways,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/freeswitch/calls",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::FsCalls,
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/freeswitch/registrations",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::FsRegistrations,
     },
 ];
 
@@ -389,6 +418,10 @@ async fn serve(
                 "a service action without a caller or a unit".into(),
             ),
         },
+        Endpoint::FsProfiles => freeswitch::get_profiles(daemon).await,
+        Endpoint::FsGateways => freeswitch::get_gateways(daemon).await,
+        Endpoint::FsCalls => freeswitch::get_calls(daemon).await,
+        Endpoint::FsRegistrations => freeswitch::get_registrations(daemon).await,
         Endpoint::Health => health(daemon),
         Endpoint::Version => version(daemon),
         Endpoint::Upgrade => upgrade(daemon),

@@ -29,6 +29,10 @@ use utoipa::{Modify, OpenApi};
         super::services::start_service,
         super::services::stop_service,
         super::services::restart_service,
+        super::freeswitch::get_profiles,
+        super::freeswitch::get_gateways,
+        super::freeswitch::get_calls,
+        super::freeswitch::get_registrations,
     ),
     components(schemas(
         ccnq_api::Health,
@@ -55,6 +59,13 @@ use utoipa::{Modify, OpenApi};
         ccnq_api::PlanPreview,
         ccnq_api::PlanStep,
         ccnq_api::PlanCost,
+        ccnq_api::freeswitch::FsProfiles,
+        ccnq_api::freeswitch::FsProfile,
+        ccnq_api::freeswitch::FsGateways,
+        ccnq_api::freeswitch::FsCalls,
+        ccnq_api::freeswitch::FsCall,
+        ccnq_api::freeswitch::FsRegistrations,
+        ccnq_api::freeswitch::FsRegistration,
         ccnq_api::ServiceList,
         ccnq_api::ServiceState,
         ccnq_api::ServiceAction,
@@ -65,7 +76,8 @@ use utoipa::{Modify, OpenApi};
     modifiers(&Security),
     tags((name = "daemon", description = "The daemon itself"),
         (name = "config", description = "The host document and how it is applied"),
-        (name = "services", description = "The units this daemon manages (FreeSWITCH, CouchDB)"))
+        (name = "services", description = "The units this daemon manages (FreeSWITCH, CouchDB)"),
+        (name = "freeswitch", description = "What FreeSWITCH runs now: profiles, gateways, calls, registrations (read-only)"))
 )]
 struct ApiDoc;
 

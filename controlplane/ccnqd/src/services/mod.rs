@@ -344,26 +344,16 @@ impl Services {
                 return finish(out, None);
             }
         }
-        let password = match read_password(&self.esl.password_file) {
-            Ok(p) => p,
-            Err(e) => {
-                out.detail = Some(e);
-                return finish(out, None);
-            }
-        };
-        let options = ccnq_esl::ConnectOptions {
-            command_timeout: self.esl.command_timeout,
-            ..Default::default()
-        };
-        let esl = match ccnq_esl::EslClient::connect(&self.esl.addr.to_string(), &password, options)
-            .await
+        let esl = match crate::event_socket::connect(
+            self.esl.addr,
+            &self.esl.password_file,
+            self.esl.command_timeout,
+        )
+        .await
         {
             Ok(c) => c,
             Err(e) => {
-                out.detail = Some(format!(
-                    "cannot reach FreeSWITCH's event socket at {}: {e}",
-                    self.esl.addr
-                ));
+                out.detail = Some(e);
                 return finish(out, None);
             }
         };
@@ -489,22 +479,6 @@ fn draining(calls: u64) -> String {
         "draining ({calls} call{})",
         if calls == 1 { "" } else { "s" }
     )
-}
-
-/// The event socket's password as ccnqd made it; never created here: a FreeSWITCH
-/// ccnqd never configured does not know it.
-fn read_password(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read the event-socket password {}: {e}",
-            path.display()
-        )
-    })?;
-    let password = text.lines().next().unwrap_or("").trim().to_owned();
-    if password.is_empty() {
-        return Err(format!("{} is empty", path.display()));
-    }
-    Ok(password)
 }
 
 fn millis(d: Duration) -> u64 {

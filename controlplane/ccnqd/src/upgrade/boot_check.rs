@@ -171,15 +171,8 @@ async fn profiles(config: &Config) -> Result<Vec<(String, SocketAddr)>, String> 
 
 async fn sofia(config: &Config) -> Result<SofiaStatus, String> {
     let fs = &config.freeswitch;
-    let password = std::fs::read_to_string(&fs.password_file)
-        .map_err(|e| format!("{}: {e}", fs.password_file.display()))?;
-    let options = ccnq_esl::ConnectOptions {
-        command_timeout: fs.command_timeout,
-        ..Default::default()
-    };
-    let esl = ccnq_esl::EslClient::connect(&fs.event_socket.to_string(), password.trim(), options)
-        .await
-        .map_err(|e| format!("event socket {}: {e}", fs.event_socket))?;
+    let esl = crate::event_socket::connect(fs.event_socket, &fs.password_file, fs.command_timeout)
+        .await?;
     let o = esl.sofia_xmlstatus().await.map_err(|e| e.to_string())?;
     o.result.map_err(|_| o.response.body.trim().to_owned())
 }

@@ -25,6 +25,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod diagnostics;
 mod double;
 mod kill;
 mod rig;
