@@ -9,6 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use utoipa::ToSchema;
 
+pub mod couchdb;
 pub mod freeswitch;
 pub mod upgrade;
 pub use upgrade::{ByteProgress, ProgressStep, Slot, UpgradeState, UpgradeStatus};

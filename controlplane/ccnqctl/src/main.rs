@@ -113,6 +113,9 @@ enum Command {
         #[command(subcommand)]
         action: Option<ServicesCommand>,
     },
+    /// The local CouchDB: up, its databases and sizes, its replication jobs and their
+    /// lag, its active tasks (reader role).
+    Couchdb,
     /// What FreeSWITCH runs now: its sofia profiles, gateways, calls in progress and
     /// registrations (reader role; read-only).
     #[command(subcommand)]
@@ -378,6 +381,11 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
             }
             text
         }
+        Command::Couchdb => show(
+            cli,
+            target.call(Method::GET, "/v1/couchdb", None).await?,
+            output::couchdb,
+        )?,
         Command::Fs(FsCommand::Profiles) => show(
             cli,
             target

@@ -274,6 +274,65 @@ pub fn services(l: &ServiceList) -> String {
     out
 }
 
+/// `ccnqctl couchdb`: up, then the databases, the replication jobs and the tasks.
+pub fn couchdb(c: &ccnq_api::couchdb::CouchState) -> String {
+    let mut out = format!("up: {}\n\n", c.up);
+    let mut rows = vec![[
+        "DATABASE".to_string(),
+        "DOCS".into(),
+        "DELETED".into(),
+        "ACTIVE".into(),
+        "FILE".into(),
+    ]];
+    for d in &c.databases {
+        rows.push([
+            d.name.clone(),
+            d.doc_count.to_string(),
+            d.doc_del_count.to_string(),
+            bytes(d.active_bytes),
+            bytes(d.file_bytes),
+        ]);
+    }
+    out.push_str(&columns(&rows));
+    out.push('\n');
+    let mut rows = vec![[
+        "REPLICATION".to_string(),
+        "STATE".into(),
+        "PENDING".into(),
+        "UPDATED".into(),
+        "ERROR".into(),
+    ]];
+    for r in &c.replications {
+        rows.push([
+            r.doc_id.clone(),
+            r.state.clone(),
+            r.changes_pending.map_or("-".into(), |n| n.to_string()),
+            r.last_updated.clone().unwrap_or_else(|| "-".into()),
+            r.error.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    out.push_str(&columns(&rows));
+    if !c.active_tasks.is_empty() {
+        out.push('\n');
+        let mut rows = vec![[
+            "TASK".to_string(),
+            "ON".into(),
+            "PROGRESS".into(),
+            "STARTED".into(),
+        ]];
+        for t in &c.active_tasks {
+            rows.push([
+                t.kind.clone(),
+                t.on.clone(),
+                t.progress.map_or("-".into(), |p| format!("{p}%")),
+                t.started.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        out.push_str(&columns(&rows));
+    }
+    out
+}
+
 /// `ccnqctl fs profiles` (and `fs gateways`): one row per entry of `sofia xmlstatus`.
 pub fn fs_profiles(p: &[ccnq_api::freeswitch::FsProfile]) -> String {
     let mut rows = vec![[

@@ -146,9 +146,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     ));
     reconcile::status::attach_services(services.state.clone());
     tokio::spawn(services::watch(services.clone()));
-    let planner = follow(&config, &report, &services)?;
+    let followed = follow(&config, &report, &services)?;
     let mut daemon = api::Daemon::new(config, audit, report, services);
-    daemon.planner = planner;
+    if let Some((planner, couch)) = followed {
+        daemon.planner = Some(planner);
+        daemon.couch = Some(couch);
+    }
     let daemon = Arc::new(daemon);
     let server = Arc::new(server::Server {
         daemon: daemon.clone(),
@@ -199,12 +202,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Starts following the host document, when `[couchdb]` says where it is: the
 /// reconcile loop with the FreeSWITCH applier, and the replication keeper. Returns what
-/// the API needs to preview plans.
+/// the API needs to preview plans, and the local CouchDB's client for its diagnostics.
 fn follow(
     config: &Config,
     report: &Arc<reconcile::report::Report>,
     services: &Arc<services::Services>,
-) -> anyhow::Result<Option<api::Planner>> {
+) -> anyhow::Result<Option<(api::Planner, ccnq_couch::Client)>> {
     use anyhow::Context;
     use ccnq_couch::{Auth, Client, ClientConfig};
 
@@ -345,7 +348,7 @@ fn follow(
     } else {
         log::info!("no [couchdb.central]: following the local database only");
     }
-    Ok(Some(api::Planner { running, secrets }))
+    Ok(Some((api::Planner { running, secrets }, client)))
 }
 
 /// SIGTERM (systemd's stop) and SIGINT (a terminal's Ctrl-C), both meaning "stop cleanly".

@@ -15,6 +15,7 @@ pub mod error;
 pub mod follower;
 pub mod replication;
 pub mod retry;
+pub mod server;
 pub mod status;
 
 pub use changes::{Change, FeedLine};

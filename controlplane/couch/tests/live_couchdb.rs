@@ -806,7 +806,7 @@ async fn live_a_new_local_database_takes_the_central_status_history_and_its_writ
         local: endpoint(srv, "hist-local"),
     };
     // What the hosts' earlier boots left in the central database: five writes each.
-    for boot in ["a", "b"] {
+    for boot in ["hist-a", "hist-b"] {
         for n in 1..=5 {
             status::write_status(
                 &central,
@@ -818,22 +818,27 @@ async fn live_a_new_local_database_takes_the_central_status_history_and_its_writ
         }
     }
     let rev_of = |d: &Value| d["_rev"].as_str().unwrap().to_string();
-    let central_a = rev_of(&central.get("status:a.example.net", None).await.unwrap());
+    let central_a = rev_of(
+        &central
+            .get("status:hist-a.example.net", None)
+            .await
+            .unwrap(),
+    );
     assert!(central_a.starts_with("5-"), "{central_a}");
 
     // a: the history first, then the write, which descends from it.
-    let written = replication::bring_status_history(&c, &spec("a.example.net"))
+    let written = replication::bring_status_history(&c, &spec("hist-a.example.net"))
         .await
         .unwrap();
     assert_eq!(written, 1);
-    let brought = local.get("status:a.example.net", None).await.unwrap();
+    let brought = local.get("status:hist-a.example.net", None).await.unwrap();
     assert_eq!(rev_of(&brought), central_a);
-    let rev = status::write_status(&local, "a.example.net", &json!({"boot": 2}))
+    let rev = status::write_status(&local, "hist-a.example.net", &json!({"boot": 2}))
         .await
         .unwrap();
     assert!(rev.starts_with("6-"), "{rev}");
     assert_eq!(
-        replication::bring_status_history(&c, &spec("a.example.net"))
+        replication::bring_status_history(&c, &spec("hist-a.example.net"))
             .await
             .unwrap(),
         0,
@@ -842,17 +847,17 @@ async fn live_a_new_local_database_takes_the_central_status_history_and_its_writ
 
     // b: a write of its own first (the central database was out of reach), then the
     // history: CouchDB's winner is the longer history, the central one, and it is stale.
-    status::write_status(&local, "b.example.net", &json!({"boot": 2}))
+    status::write_status(&local, "hist-b.example.net", &json!({"boot": 2}))
         .await
         .unwrap();
     assert_eq!(
-        replication::bring_status_history(&c, &spec("b.example.net"))
+        replication::bring_status_history(&c, &spec("hist-b.example.net"))
             .await
             .unwrap(),
         1
     );
     let winner = local
-        .get_opt_with("status:b.example.net", "conflicts=true")
+        .get_opt_with("status:hist-b.example.net", "conflicts=true")
         .await
         .unwrap()
         .unwrap();
@@ -863,12 +868,16 @@ async fn live_a_new_local_database_takes_the_central_status_history_and_its_writ
         "{winner}"
     );
     // The next write goes onto the winner and deletes the branch that lost.
-    let rev = status::write_status(&local, "b.example.net", &json!({"boot": 2, "again": true}))
-        .await
-        .unwrap();
+    let rev = status::write_status(
+        &local,
+        "hist-b.example.net",
+        &json!({"boot": 2, "again": true}),
+    )
+    .await
+    .unwrap();
     assert!(rev.starts_with("6-"), "{rev}");
     let now = local
-        .get_opt_with("status:b.example.net", "conflicts=true")
+        .get_opt_with("status:hist-b.example.net", "conflicts=true")
         .await
         .unwrap()
         .unwrap();
@@ -876,19 +885,19 @@ async fn live_a_new_local_database_takes_the_central_status_history_and_its_writ
     assert!(now.get("_conflicts").is_none(), "{now}");
 
     // Pushed, both are the central database's winners, with one leaf each.
-    replication::ensure(&c.db("_replicator"), &spec("a.example.net"))
+    replication::ensure(&c.db("_replicator"), &spec("hist-a.example.net"))
         .await
         .unwrap();
-    replication::ensure(&c.db("_replicator"), &spec("b.example.net"))
+    replication::ensure(&c.db("_replicator"), &spec("hist-b.example.net"))
         .await
         .unwrap();
     eventually("both hosts' new status in the central database", || async {
         let a = central
-            .get_opt_with("status:a.example.net", "conflicts=true")
+            .get_opt_with("status:hist-a.example.net", "conflicts=true")
             .await
             .unwrap()?;
         let b = central
-            .get_opt_with("status:b.example.net", "conflicts=true")
+            .get_opt_with("status:hist-b.example.net", "conflicts=true")
             .await
             .unwrap()?;
         (a["boot"] == json!(2) && b["again"] == json!(true) && b.get("_conflicts").is_none())
@@ -896,7 +905,7 @@ async fn live_a_new_local_database_takes_the_central_status_history_and_its_writ
     })
     .await;
     let replicator = c.db("_replicator");
-    for fqdn in ["a.example.net", "b.example.net"] {
+    for fqdn in ["hist-a.example.net", "hist-b.example.net"] {
         for id in [
             replication::pull_doc_id(fqdn),
             replication::push_doc_id(fqdn),
@@ -907,6 +916,58 @@ async fn live_a_new_local_database_takes_the_central_status_history_and_its_writ
                 .await
                 .unwrap();
         }
+    }
+}
+
+/// What the diagnostics read of the server: `_up`, the databases with their sizes, a
+/// running replication job with its counters, the active tasks.
+#[tokio::test]
+async fn live_server_state_up_databases_jobs_and_tasks() {
+    let srv = CouchServer::shared();
+    let c = admin(srv);
+    let central = database(&c, "diag-central", &[]).await;
+    database(&c, "diag-local", &[]).await;
+    central.put(HOST, &json!({"type": "host"})).await.unwrap();
+    let spec = ReplicationSpec {
+        fqdn: "diag.example.net".into(),
+        central: endpoint(srv, "diag-central"),
+        local: endpoint(srv, "diag-local"),
+    };
+    let replicator = c.db("_replicator");
+    replication::ensure(&replicator, &spec).await.unwrap();
+
+    assert_eq!(ccnq_couch::server::up(&c).await.unwrap()["status"], "ok");
+    let dbs = ccnq_couch::server::databases(&c).await.unwrap();
+    let info = dbs
+        .iter()
+        .find(|d| d["db_name"] == "diag-central")
+        .unwrap_or_else(|| panic!("{dbs:?}"));
+    assert_eq!(info["doc_count"], 1);
+    assert!(info["sizes"]["file"].as_u64() > Some(0), "{info}");
+    let pull = replication::pull_doc_id("diag.example.net");
+    let job = eventually("the pull job running, with its counters", || async {
+        let jobs = ccnq_couch::server::scheduler_docs(&c).await.unwrap();
+        jobs.into_iter().find(|j| {
+            j["doc_id"] == json!(pull)
+                && j["state"] == "running"
+                && j["info"]["changes_pending"].is_u64()
+        })
+    })
+    .await;
+    assert!(job["last_updated"].is_string(), "{job}");
+    let tasks = ccnq_couch::server::active_tasks(&c).await.unwrap();
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t["type"] == "replication" && t["doc_id"] == json!(pull)),
+        "{tasks:?}"
+    );
+    for id in [pull, replication::push_doc_id("diag.example.net")] {
+        let stored = replicator.get(&id, None).await.unwrap();
+        replicator
+            .delete(&id, stored["_rev"].as_str().unwrap())
+            .await
+            .unwrap();
     }
 }
 

@@ -140,7 +140,9 @@ fn call(c: &Channel) -> FsCall {
         uuid: c.uuid.clone(),
         direction: c.direction.clone(),
         profile: c.profile().map(str::to_owned),
-        created: c.created_secs().and_then(rfc3339),
+        created: c
+            .created_secs()
+            .and_then(crate::reconcile::report::from_epoch),
         callstate: c.callstate.clone(),
         state: c.state.clone(),
         caller_name: c.cid_name.clone(),
@@ -159,16 +161,13 @@ fn registration(r: &Registration) -> FsRegistration {
         user: r.reg_user.clone(),
         realm: r.realm.clone(),
         contact: r.url.clone(),
-        expires: r.expires.parse().ok().and_then(rfc3339),
+        expires: r
+            .expires
+            .parse()
+            .ok()
+            .and_then(crate::reconcile::report::from_epoch),
         network: format!("{}:{} {}", r.network_ip, r.network_port, r.network_proto),
     }
-}
-
-/// Seconds since the epoch as RFC 3339 (UTC), the form of every time in the API.
-fn rfc3339(secs: u64) -> Option<String> {
-    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
-    t.format(&time::format_description::well_known::Rfc3339)
-        .ok()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //!
 //! Every error is an RFC 9457 problem document (`application/problem+json`).
 
+mod couchdb;
 mod freeswitch;
 mod openapi;
 mod services;
@@ -41,6 +42,8 @@ pub struct Daemon {
     pub planner: Option<Planner>,
     /// The managed units.
     pub services: Arc<crate::services::Services>,
+    /// The local CouchDB, for its diagnostics; `None` when no `[couchdb]` is configured.
+    pub couch: Option<ccnq_couch::Client>,
     next_request: AtomicU64,
 }
 
@@ -55,6 +58,7 @@ impl Daemon {
             report,
             services,
             planner: None,
+            couch: None,
             config,
             started: Instant::now(),
             audit,
@@ -95,6 +99,7 @@ pub enum Endpoint {
     FsGateways,
     FsCalls,
     FsRegistrations,
+    Couchdb,
 }
 
 /// One row of the route table.
@@ -216,6 +221,12 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/services/{name}/restart",
         role: Some(Role::Operator),
         endpoint: Endpoint::ServiceAction(ccnq_api::ServiceAction::Restart),
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/couchdb",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::Couchdb,
     },
     Route {
         method: Method::GET,
@@ -418,6 +429,7 @@ async fn serve(
                 "a service action without a caller or a unit".into(),
             ),
         },
+        Endpoint::Couchdb => couchdb::get(daemon).await,
         Endpoint::FsProfiles => freeswitch::get_profiles(daemon).await,
         Endpoint::FsGateways => freeswitch::get_gateways(daemon).await,
         Endpoint::FsCalls => freeswitch::get_calls(daemon).await,

@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         super::services::start_service,
         super::services::stop_service,
         super::services::restart_service,
+        super::couchdb::get,
         super::freeswitch::get_profiles,
         super::freeswitch::get_gateways,
         super::freeswitch::get_calls,
@@ -59,6 +60,10 @@ use utoipa::{Modify, OpenApi};
         ccnq_api::PlanPreview,
         ccnq_api::PlanStep,
         ccnq_api::PlanCost,
+        ccnq_api::couchdb::CouchState,
+        ccnq_api::couchdb::CouchDatabase,
+        ccnq_api::couchdb::CouchReplication,
+        ccnq_api::couchdb::CouchTask,
         ccnq_api::freeswitch::FsProfiles,
         ccnq_api::freeswitch::FsProfile,
         ccnq_api::freeswitch::FsGateways,
@@ -77,6 +82,7 @@ use utoipa::{Modify, OpenApi};
     tags((name = "daemon", description = "The daemon itself"),
         (name = "config", description = "The host document and how it is applied"),
         (name = "services", description = "The units this daemon manages (FreeSWITCH, CouchDB)"),
+        (name = "couchdb", description = "The local CouchDB: up, databases, replication jobs, tasks (read-only)"),
         (name = "freeswitch", description = "What FreeSWITCH runs now: profiles, gateways, calls, registrations (read-only)"))
 )]
 struct ApiDoc;

@@ -103,6 +103,13 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
+/// Seconds since the epoch as RFC 3339 (UTC), as FreeSWITCH and CouchDB give times.
+pub fn from_epoch(secs: u64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 /// Validation errors as the API and the status document show them.
 pub fn error_notes(errors: Vec<ccnq_model::ValidationError>) -> Vec<ccnq_api::FieldNote> {
     errors

@@ -1,5 +1,6 @@
-//! The FreeSWITCH endpoints (`GET /v1/freeswitch/…`) against the real FreeSWITCH, with
-//! real calls: sipp (Debian's sip-tester) places them on the test's ingress profile,
+//! The diagnostics endpoints against the real servers: `GET /v1/couchdb` against the
+//! real CouchDB the daemon follows, and `GET /v1/freeswitch/…` against the real
+//! FreeSWITCH, with real calls: sipp (Debian's sip-tester) places them on the test's ingress profile,
 //! whose handler is the test configuration's answering context, so they stay up while
 //! the API is asked what runs.
 
@@ -43,13 +44,27 @@ fn legs_of<'a>(calls: &'a Value, number: &str) -> Vec<&'a Value> {
 }
 
 #[tokio::test]
-async fn the_profiles_calls_and_registrations_are_what_freeswitch_runs() {
+async fn the_profiles_calls_registrations_and_couchdb_are_what_runs() {
     let rig = Rig::new("fsstate").await;
     let ip = loopback(8);
     let mut doc = host(&ip, "127.0.0.0/8");
     doc["sip_profiles"]["test"]["handler"] = json!({ "context": ANSWER_CONTEXT });
     let rev = rig.put(doc).await;
     rig.until_applied(&rev).await;
+
+    // The local CouchDB as the daemon reads it: up, and the database it follows with the
+    // document just written.
+    let couch = rig.get("/v1/couchdb").await;
+    assert_eq!(couch["up"], "ok", "{couch:#}");
+    let followed = couch["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == rig.db.name())
+        .unwrap_or_else(|| panic!("no {} in {couch:#}", rig.db.name()));
+    assert!(followed["doc_count"].as_u64() >= Some(1), "{couch:#}");
+    assert!(followed["file_bytes"].as_u64() > Some(0), "{couch:#}");
+    assert!(couch["replications"].is_array() && couch["active_tasks"].is_array());
 
     let profiles = rig.get("/v1/freeswitch/profiles").await;
     let ingress = profiles["profiles"]

@@ -31,7 +31,7 @@ pub enum Peer {
 /// One daemon, its CouchDB database, and its FreeSWITCH in the container.
 pub struct Rig {
     site: Site,
-    db: Db,
+    pub db: Db,
     daemon: Option<Daemon>,
     config: PathBuf,
     /// The daemon's data directory, seen from the host (it is in the container's /var).
