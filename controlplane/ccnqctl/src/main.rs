@@ -113,6 +113,8 @@ enum Command {
         #[command(subcommand)]
         action: Option<ServicesCommand>,
     },
+    /// The daemon's metrics, as Prometheus scrapes them (OpenMetrics text; reader role).
+    Metrics,
     /// The local CouchDB: up, its databases and sizes, its replication jobs and their
     /// lag, its active tasks (reader role).
     Couchdb,
@@ -381,6 +383,10 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
             }
             text
         }
+        Command::Metrics => {
+            let reply = succeeded(target.call(Method::GET, "/v1/metrics", None).await?)?;
+            String::from_utf8_lossy(&reply.body).into_owned()
+        }
         Command::Couchdb => show(
             cli,
             target.call(Method::GET, "/v1/couchdb", None).await?,
@@ -539,6 +545,20 @@ fn show<T: serde::de::DeserializeOwned>(
     reply: client::Reply,
     table: fn(&T) -> String,
 ) -> Result<String, Failure> {
+    let reply = succeeded(reply)?;
+    let value: T = serde_json::from_slice(&reply.body).map_err(|e| Failure {
+        code: 1,
+        message: format!("unexpected answer from the server: {e}"),
+    })?;
+    Ok(match cli.output {
+        Format::Json => format!("{}\n", String::from_utf8_lossy(&reply.body).trim_end()),
+        Format::Table => table(&value),
+    })
+}
+
+/// The reply if it succeeded; else the failure with the problem's detail, and the exit
+/// status its code calls for.
+fn succeeded(reply: client::Reply) -> Result<client::Reply, Failure> {
     if !reply.status.is_success() {
         let detail = serde_json::from_slice::<ccnq_api::Problem>(&reply.body)
             .ok()
@@ -555,14 +575,7 @@ fn show<T: serde::de::DeserializeOwned>(
             message: format!("{}: {detail}", reply.status),
         });
     }
-    let value: T = serde_json::from_slice(&reply.body).map_err(|e| Failure {
-        code: 1,
-        message: format!("unexpected answer from the server: {e}"),
-    })?;
-    Ok(match cli.output {
-        Format::Json => format!("{}\n", String::from_utf8_lossy(&reply.body).trim_end()),
-        Format::Table => table(&value),
-    })
+    Ok(reply)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod config;
 mod event_socket;
 mod freeswitch;
 mod logging;
+mod metrics;
 mod notify;
 mod reconcile;
 mod server;

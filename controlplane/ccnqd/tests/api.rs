@@ -86,6 +86,56 @@ async fn a_reader_sees_the_upgrade_state_and_a_host_off_the_image_gets_404() {
     );
 }
 
+/// The metrics count the requests by route and code, say FreeSWITCH is away (0, not a
+/// stale figure) and are the reader's: no credential, no metrics.
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_need_a_reader() {
+    let site = Site::new();
+    let daemon = Daemon::start(&site.config(true, ""));
+    for _ in 0..2 {
+        let a = request(
+            &site,
+            daemon.addr,
+            Auth::Cert(&site.reader),
+            "GET",
+            "/v1/status",
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.status, 200);
+    }
+    let anonymous = request(&site, daemon.addr, Auth::None, "GET", "/v1/metrics", None)
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status, 401);
+    let m = request(
+        &site,
+        daemon.addr,
+        Auth::Token(&site.token),
+        "GET",
+        "/v1/metrics",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(m.status, 200);
+    assert!(
+        m.content_type.starts_with("application/openmetrics-text"),
+        "{}",
+        m.content_type
+    );
+    let text = m.text();
+    for line in [
+        "ccnq_api_requests_total{route=\"/v1/status\",code=\"200\"} 2",
+        "ccnq_api_requests_total{route=\"/v1/metrics\",code=\"401\"} 1",
+        "ccnq_freeswitch_up 0",
+        "ccnq_upgrade_state{state=\"idle\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+}
+
 /// Without a FreeSWITCH to ask (none on this test's event socket), each FreeSWITCH
 /// endpoint says so with a 503 naming the event socket, never an empty list.
 #[tokio::test]

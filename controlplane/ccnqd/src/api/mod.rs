@@ -8,6 +8,7 @@
 
 mod couchdb;
 mod freeswitch;
+mod metrics;
 mod openapi;
 mod services;
 
@@ -100,6 +101,7 @@ pub enum Endpoint {
     FsCalls,
     FsRegistrations,
     Couchdb,
+    Metrics,
 }
 
 /// One row of the route table.
@@ -224,6 +226,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::GET,
+        path: "/v1/metrics",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::Metrics,
+    },
+    Route {
+        method: Method::GET,
         path: "/v1/couchdb",
         role: Some(Role::Reader),
         endpoint: Endpoint::Couchdb,
@@ -278,6 +286,13 @@ pub async fn handle(
         status = response.status().as_u16();
         "{method} {path}"
     );
+    // By the route's pattern: a path no route has is "other", so callers cannot make
+    // a series per path they send.
+    let route = ROUTES
+        .iter()
+        .find(|r| r.method == method && r.capture(&path).is_some())
+        .map_or("other", |r| r.path);
+    crate::metrics::get().api_request(route, response.status().as_u16());
     Ok(response)
 }
 
@@ -430,6 +445,7 @@ async fn serve(
             ),
         },
         Endpoint::Couchdb => couchdb::get(daemon).await,
+        Endpoint::Metrics => metrics::get(daemon).await,
         Endpoint::FsProfiles => freeswitch::get_profiles(daemon).await,
         Endpoint::FsGateways => freeswitch::get_gateways(daemon).await,
         Endpoint::FsCalls => freeswitch::get_calls(daemon).await,

@@ -30,6 +30,7 @@ use utoipa::{Modify, OpenApi};
         super::services::stop_service,
         super::services::restart_service,
         super::couchdb::get,
+        super::metrics::get,
         super::freeswitch::get_profiles,
         super::freeswitch::get_gateways,
         super::freeswitch::get_calls,

@@ -377,6 +377,8 @@ async fn worker<A: Apply>(
                 None => return,
             },
         };
+        let started = Instant::now();
+        let attempts = report.snapshot().attempts;
         let again = handle(
             &db,
             &settings,
@@ -388,6 +390,12 @@ async fn worker<A: Apply>(
             &report,
         )
         .await;
+        // Counted as an apply once it reached the apply step (the report's own count).
+        let after = report.snapshot();
+        if after.attempts > attempts {
+            let result = after.last.map_or_else(|| "failed".into(), |l| l.result);
+            crate::metrics::get().apply_ended(&result, started.elapsed());
+        }
         if again {
             let delay = backoff.next_delay().max(settings.retry_initial / 2);
             log::info!("trying the same revision again in {delay:?} unless a newer one comes");

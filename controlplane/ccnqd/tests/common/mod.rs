@@ -309,6 +309,14 @@ pub struct Answer {
     pub content_type: String,
     pub headers: http::HeaderMap,
     pub body: serde_json::Value,
+    /// The body as it came, for answers that are not JSON (the metrics).
+    pub raw: Bytes,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
 }
 
 /// One request over a fresh TLS connection. `Err` carries the TLS or HTTP failure.
@@ -371,6 +379,7 @@ pub async fn send(
         content_type,
         headers,
         body,
+        raw: bytes,
     })
 }
 
