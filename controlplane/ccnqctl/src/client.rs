@@ -106,6 +106,60 @@ impl Target {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Reply, CallError> {
+        let resp = self.open(method, path, body).await?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CallError::Http(e.to_string()))?
+            .to_bytes();
+        Ok(Reply { status, body })
+    }
+
+    /// `GET path`, its body handed to `each` as it arrives (a followed log never ends:
+    /// only the answer's start is bound by the timeout). A failed request's whole body
+    /// is returned instead, for its problem document.
+    pub async fn stream(
+        &self,
+        path: &str,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<Reply, CallError> {
+        let resp = tokio::time::timeout(self.timeout, self.open(http::Method::GET, path, None))
+            .await
+            .map_err(|_| CallError::Connect {
+                endpoint: self.endpoint.to_string(),
+                reason: format!("no answer within {:?}", self.timeout),
+            })??;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| CallError::Http(e.to_string()))?
+                .to_bytes();
+            return Ok(Reply { status, body });
+        }
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| CallError::Http(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                each(data);
+            }
+        }
+        Ok(Reply {
+            status,
+            body: Bytes::new(),
+        })
+    }
+
+    /// Connects, sends the request and returns the answer's head, its body unread.
+    async fn open(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, CallError> {
         let endpoint = self.endpoint.to_string();
         let connect_err = |reason: String| CallError::Connect {
             endpoint: endpoint.clone(),
@@ -164,18 +218,10 @@ impl Target {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| CallError::Setup(e.to_string()))?;
-        let resp = sender
+        sender
             .send_request(req)
             .await
-            .map_err(|e| connect_err(describe(&e)))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| CallError::Http(e.to_string()))?
-            .to_bytes();
-        Ok(Reply { status, body })
+            .map_err(|e| connect_err(describe(&e)))
     }
 }
 

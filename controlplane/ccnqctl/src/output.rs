@@ -274,6 +274,26 @@ pub fn services(l: &ServiceList) -> String {
     out
 }
 
+/// One journal line as `journalctl` shows it: time, unit, identifier[pid]: message; the
+/// endpoint's last-line error as it is.
+pub fn log_line(v: &serde_json::Value) -> String {
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        return format!("error: {e}");
+    }
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("-");
+    let pid = v
+        .get("pid")
+        .and_then(|p| p.as_u64())
+        .map_or(String::new(), |p| format!("[{p}]"));
+    format!(
+        "{} {} {}{pid}: {}",
+        s("time"),
+        s("unit"),
+        s("identifier"),
+        s("message")
+    )
+}
+
 /// `ccnqctl couchdb`: up, then the databases, the replication jobs and the tasks.
 pub fn couchdb(c: &ccnq_api::couchdb::CouchState) -> String {
     let mut out = format!("up: {}\n\n", c.up);

@@ -11,6 +11,7 @@ mod auth;
 mod config;
 mod event_socket;
 mod freeswitch;
+mod journal;
 mod logging;
 mod metrics;
 mod notify;

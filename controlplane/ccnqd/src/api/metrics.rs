@@ -4,10 +4,8 @@
 
 use super::{problem, Body, Daemon};
 use crate::metrics::{Scrape, CONTENT_TYPE};
-use bytes::Bytes;
 use ccnq_api::Problem;
 use http::{header, Response, StatusCode};
-use http_body_util::Full;
 
 /// The daemon's metrics in the OpenMetrics text format, which Prometheus reads.
 #[utoipa::path(get, path = "/v1/metrics", tag = "daemon",
@@ -37,7 +35,7 @@ pub async fn get(daemon: &Daemon) -> Response<Body> {
     match Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, CONTENT_TYPE)
-        .body(Full::new(Bytes::from(text)))
+        .body(super::full(text))
     {
         Ok(r) => r,
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

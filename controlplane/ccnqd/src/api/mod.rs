@@ -8,6 +8,7 @@
 
 mod couchdb;
 mod freeswitch;
+mod logs;
 mod metrics;
 mod openapi;
 mod services;
@@ -102,6 +103,7 @@ pub enum Endpoint {
     FsRegistrations,
     Couchdb,
     Metrics,
+    Logs,
 }
 
 /// One row of the route table.
@@ -226,6 +228,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::GET,
+        path: "/v1/logs",
+        role: Some(Role::Reader),
+        endpoint: Endpoint::Logs,
+    },
+    Route {
+        method: Method::GET,
         path: "/v1/metrics",
         role: Some(Role::Reader),
         endpoint: Endpoint::Metrics,
@@ -266,7 +274,36 @@ pub const ROUTES: &[Route] = &[
 /// sent for a plan preview (200 profiles are about 100 KiB).
 const MAX_BODY: usize = 1024 * 1024;
 
-pub type Body = Full<Bytes>;
+/// Every answer's body: whole (`full`), or a stream of lines (the logs).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// A body streamed from a channel, ending when its sender is dropped; dropping it (the
+/// client went) tells the sender.
+struct Lines(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Lines {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|line| line.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// A body streamed from `rx`.
+pub fn streamed(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
+    Lines(rx).boxed()
+}
 
 /// Serves one request. Never fails: every error becomes a problem document.
 pub async fn handle(
@@ -446,6 +483,7 @@ async fn serve(
         },
         Endpoint::Couchdb => couchdb::get(daemon).await,
         Endpoint::Metrics => metrics::get(daemon).await,
+        Endpoint::Logs => logs::get(daemon, req.uri().query()).await,
         Endpoint::FsProfiles => freeswitch::get_profiles(daemon).await,
         Endpoint::FsGateways => freeswitch::get_gateways(daemon).await,
         Endpoint::FsCalls => freeswitch::get_calls(daemon).await,
@@ -638,7 +676,7 @@ fn post_plan(daemon: &Daemon, candidate: serde_json::Value) -> Response<Body> {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json")))]
 fn openapi() -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(openapi_json())));
+    let mut resp = Response::new(full(openapi_json()));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
@@ -731,7 +769,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 
 pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    let mut resp = Response::new(full(bytes));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -31,6 +31,7 @@ use utoipa::{Modify, OpenApi};
         super::services::restart_service,
         super::couchdb::get,
         super::metrics::get,
+        super::logs::get,
         super::freeswitch::get_profiles,
         super::freeswitch::get_gateways,
         super::freeswitch::get_calls,

@@ -174,6 +174,8 @@ pub(super) struct SystemFile {
     pub(super) os_release: Vec<PathBuf>,
     #[serde(default = "default_cmdline")]
     pub(super) kernel_cmdline: PathBuf,
+    /// A journal directory to read instead of the system's (`journalctl --directory`).
+    pub(super) journal_directory: Option<PathBuf>,
 }
 
 impl Default for SystemFile {
@@ -181,6 +183,7 @@ impl Default for SystemFile {
         SystemFile {
             os_release: default_os_release(),
             kernel_cmdline: default_cmdline(),
+            journal_directory: None,
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     pub os_release: Vec<PathBuf>,
     pub kernel_cmdline: PathBuf,
+    /// `None`: the system's journal (`GET /v1/logs`).
+    pub journal_directory: Option<PathBuf>,
     /// `None`: no `[couchdb]` section, no document followed.
     pub couchdb: Option<CouchConfig>,
     pub freeswitch: FreeswitchConfig,
@@ -299,6 +301,7 @@ impl Config {
             log_level,
             os_release: file.system.os_release,
             kernel_cmdline: file.system.kernel_cmdline,
+            journal_directory: file.system.journal_directory,
             couchdb,
             freeswitch,
             systemd_bus: file.systemd.bus,

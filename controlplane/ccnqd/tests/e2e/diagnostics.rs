@@ -4,6 +4,7 @@
 //! whose handler is the test configuration's answering context, so they stay up while
 //! the API is asked what runs.
 
+use crate::common::{connect, request, Auth};
 use crate::rig::{host, loopback, poll_until, Rig};
 use ccnq_testkit::freeswitch::ANSWER_CONTEXT;
 use serde_json::{json, Value};
@@ -137,6 +138,186 @@ async fn the_profiles_calls_registrations_and_couchdb_are_what_runs() {
         "the calls gone",
         || rig.get("/v1/freeswitch/calls"),
         |calls| legs_of(calls, NUMBER).is_empty(),
+    )
+    .await;
+}
+
+/// The journal lines of one request (`GET /v1/logs?<query>`), read to their end.
+async fn log_lines(rig: &Rig, query: &str) -> Vec<Value> {
+    let a = request(
+        &rig.site,
+        rig.daemon().addr,
+        Auth::Cert(&rig.site.reader),
+        "GET",
+        &format!("/v1/logs?{query}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.content_type, "application/x-ndjson");
+    a.text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+/// `journalctl` processes reading this rig's journal.
+fn readers(dir: &str) -> usize {
+    let out = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("journalctl --output=json --no-pager --directory={dir}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[tokio::test]
+async fn the_journal_is_filtered_streamed_followed_and_let_go() {
+    let rig = Rig::new("logs").await;
+    let ip = loopback(9);
+    let rev = rig.put(host(&ip, "127.0.0.0/8")).await;
+    rig.until_applied(&rev).await;
+    let unit = rig.unit.clone();
+
+    // systemd's own lines about the FreeSWITCH unit ccnqd started, from the container's
+    // real journal; none about any other unit.
+    let lines = poll_until(
+        "systemd's lines about the unit",
+        || async { Value::Array(log_lines(&rig, &format!("unit={unit}&lines=200")).await) },
+        |v| {
+            v.as_array().is_some_and(|l| {
+                l.iter().any(|x| {
+                    x["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("Started"))
+                })
+            })
+        },
+    )
+    .await;
+    for l in lines.as_array().unwrap() {
+        assert_eq!(l["unit"], unit, "{l}");
+        assert!(l["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{l}");
+    }
+    // The text match, any case; priority err and worse has none of these.
+    let started = log_lines(&rig, &format!("unit={unit}&match=STARTED&lines=200")).await;
+    assert!(!started.is_empty());
+    assert!(started.iter().all(|l| l["message"]
+        .as_str()
+        .unwrap()
+        .to_lowercase()
+        .contains("started")));
+    let errors = log_lines(&rig, &format!("unit={unit}&priority=err&match=started")).await;
+    assert!(errors.is_empty(), "{errors:?}");
+
+    // A bad parameter is a 400 naming it; a unit the daemon does not manage too.
+    for (query, says) in [("priority=loud", "priority:"), ("unit=sshd", "unit:")] {
+        let a = request(
+            &rig.site,
+            rig.daemon().addr,
+            Auth::Cert(&rig.site.reader),
+            "GET",
+            &format!("/v1/logs?{query}"),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.status, 400, "{query}");
+        assert!(
+            a.body["detail"].as_str().unwrap().starts_with(says),
+            "{query}: {:?}",
+            a.body
+        );
+    }
+
+    // The same through ccnqctl, as an operator reads it.
+    let mut cmd = crate::common::ccnqctl(&rig.site);
+    crate::common::with_cert(&mut cmd, &rig.site, rig.daemon(), "reader");
+    let out = cmd
+        .args(["logs", "-u", &unit, "--grep", "started", "-n", "50"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&unit) && l.contains("Started")),
+        "{text}"
+    );
+
+    // Followed: the answer stays open and brings a line logged after it began (the
+    // unit restarted through the API); the client leaves, and journalctl goes with it.
+    let dir = ccnq_testkit::nspawn::container()
+        .var
+        .join("log/journal")
+        .display()
+        .to_string();
+    assert_eq!(readers(&dir), 0);
+    let tls = connect(
+        &rig.site,
+        rig.daemon().addr,
+        &Auth::Cert(&rig.site.reader),
+        &[&rustls::version::TLS13],
+        &[b"http/1.1"],
+    )
+    .await
+    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!("/v1/logs?unit={unit}&lines=1&follow=true"))
+        .header("host", "localhost")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    poll_until(
+        "journalctl following",
+        || async { json!(readers(&dir)) },
+        |n| *n == json!(1),
+    )
+    .await;
+    let restarted = request(
+        &rig.site,
+        rig.daemon().addr,
+        Auth::Cert(&rig.site.admin),
+        "POST",
+        &format!("/v1/services/{unit}/restart?force=true"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(restarted.status, 200, "{:?}", restarted.body);
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !seen.contains("Started") {
+        let frame = tokio::time::timeout_at(deadline, http_body_util::BodyExt::frame(&mut body))
+            .await
+            .expect("a line logged after the follow began")
+            .expect("the stream stays open")
+            .unwrap();
+        if let Some(data) = frame.data_ref() {
+            seen.push_str(&String::from_utf8_lossy(data));
+        }
+    }
+    drop(body);
+    drop(sender);
+    conn.abort();
+    poll_until(
+        "journalctl gone with the client",
+        || async { json!(readers(&dir)) },
+        |n| *n == json!(0),
     )
     .await;
 }

@@ -30,7 +30,7 @@ pub enum Peer {
 
 /// One daemon, its CouchDB database, and its FreeSWITCH in the container.
 pub struct Rig {
-    site: Site,
+    pub site: Site,
     pub db: Db,
     daemon: Option<Daemon>,
     config: PathBuf,
@@ -95,7 +95,8 @@ impl Rig {
             &format!("data_dir = \"{}\"", site.path("data").display()),
             &format!("data_dir = \"{}\"", data.display()),
         ) + &format!(
-            "\n[couchdb]\nurl = \"{url}\"\ndatabase = \"{database}\"\nuser = \"{user}\"\n\
+            "journal_directory = \"{journal}\"\n\
+             \n[couchdb]\nurl = \"{url}\"\ndatabase = \"{database}\"\nuser = \"{user}\"\n\
              password_file = \"{pw}\"\n\
              heartbeat_secs = 1\nreconnect_max_secs = 1\n\
              [freeswitch]\nevent_socket = \"{esl}\"\nunit = \"{unit}\"\n\
@@ -104,6 +105,7 @@ impl Rig {
             url = couch.url(),
             pw = site.path("couch.password").display(),
             bus = c.address,
+            journal = c.var.join("log/journal").display(),
         );
         let config = site.path("ccnqd-e2e.toml");
         std::fs::write(&config, text).unwrap();
