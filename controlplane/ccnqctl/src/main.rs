@@ -6,6 +6,7 @@
 //! unreachable" from "you may not" from "the host refused the request".
 
 mod client;
+mod diagnostics;
 mod fleet;
 mod output;
 mod pki;
@@ -117,14 +118,14 @@ enum Command {
     Metrics,
     /// The journal of the managed units and of ccnqd: filtered, and followed with -f
     /// (reader role). `-o json`: the API's JSON lines as they come.
-    Logs(LogsArgs),
+    Logs(diagnostics::LogsArgs),
     /// The local CouchDB: up, its databases and sizes, its replication jobs and their
     /// lag, its active tasks (reader role).
     Couchdb,
     /// What FreeSWITCH runs now: its sofia profiles, gateways, calls in progress and
     /// registrations (reader role; read-only).
     #[command(subcommand)]
-    Fs(FsCommand),
+    Fs(diagnostics::FsCommand),
     /// Show the daemon's log level, or set it (operator role).
     LogLevel {
         /// error, warn, info, debug or trace.
@@ -164,72 +165,6 @@ enum ConfigCommand {
         /// revision the host has seen.
         file: Option<PathBuf>,
     },
-}
-
-#[derive(clap::Args)]
-struct LogsArgs {
-    /// A managed unit, or ccnqd (repeatable); default: all of them.
-    #[arg(short = 'u', long = "unit")]
-    units: Vec<String>,
-    /// emerg … debug, or 0-7: that priority and the more severe.
-    #[arg(short, long)]
-    priority: Option<String>,
-    /// RFC 3339, or relative: -10m, -2h, -1d.
-    #[arg(long, allow_hyphen_values = true)]
-    since: Option<String>,
-    #[arg(long, allow_hyphen_values = true)]
-    until: Option<String>,
-    /// Only messages containing this text (any case).
-    #[arg(short = 'g', long = "grep")]
-    text: Option<String>,
-    /// At most this many lines, the newest (default 100 without --since).
-    #[arg(short = 'n', long)]
-    lines: Option<u64>,
-    /// Keep going: show new lines as they are logged, until Ctrl-C.
-    #[arg(short, long)]
-    follow: bool,
-}
-
-impl LogsArgs {
-    /// `/v1/logs?…`, each value percent-encoded.
-    fn path(&self) -> String {
-        let enc = ccnq_couch::client::encode_component;
-        let mut q: Vec<String> = self
-            .units
-            .iter()
-            .map(|u| format!("unit={}", enc(u)))
-            .collect();
-        let mut add = |k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                q.push(format!("{k}={}", enc(v)));
-            }
-        };
-        add("priority", &self.priority);
-        add("since", &self.since);
-        add("until", &self.until);
-        add("match", &self.text);
-        add("lines", &self.lines.map(|n| n.to_string()));
-        if self.follow {
-            q.push("follow=true".into());
-        }
-        if q.is_empty() {
-            "/v1/logs".into()
-        } else {
-            format!("/v1/logs?{}", q.join("&"))
-        }
-    }
-}
-
-#[derive(Subcommand)]
-enum FsCommand {
-    /// The sofia profiles and aliases: address, state, calls in progress.
-    Profiles,
-    /// The sofia gateways and their state.
-    Gateways,
-    /// The call legs in progress, oldest first.
-    Calls,
-    /// The SIP registrations FreeSWITCH holds.
-    Registrations,
 }
 
 #[derive(Subcommand)]
@@ -448,7 +383,7 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
                     pending.extend_from_slice(chunk);
                     while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = pending.drain(..=end).collect();
-                        print_log_line(&line[..end], json);
+                        diagnostics::print_log_line(&line[..end], json);
                     }
                 })
                 .await?;
@@ -462,35 +397,35 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
         Command::Couchdb => show(
             cli,
             target.call(Method::GET, "/v1/couchdb", None).await?,
-            output::couchdb,
+            diagnostics::couchdb,
         )?,
-        Command::Fs(FsCommand::Profiles) => show(
+        Command::Fs(diagnostics::FsCommand::Profiles) => show(
             cli,
             target
                 .call(Method::GET, "/v1/freeswitch/profiles", None)
                 .await?,
-            |p: &ccnq_api::freeswitch::FsProfiles| output::fs_profiles(&p.profiles),
+            |p: &ccnq_api::freeswitch::FsProfiles| diagnostics::fs_profiles(&p.profiles),
         )?,
-        Command::Fs(FsCommand::Gateways) => show(
+        Command::Fs(diagnostics::FsCommand::Gateways) => show(
             cli,
             target
                 .call(Method::GET, "/v1/freeswitch/gateways", None)
                 .await?,
-            |g: &ccnq_api::freeswitch::FsGateways| output::fs_profiles(&g.gateways),
+            |g: &ccnq_api::freeswitch::FsGateways| diagnostics::fs_profiles(&g.gateways),
         )?,
-        Command::Fs(FsCommand::Calls) => show(
+        Command::Fs(diagnostics::FsCommand::Calls) => show(
             cli,
             target
                 .call(Method::GET, "/v1/freeswitch/calls", None)
                 .await?,
-            output::fs_calls,
+            diagnostics::fs_calls,
         )?,
-        Command::Fs(FsCommand::Registrations) => show(
+        Command::Fs(diagnostics::FsCommand::Registrations) => show(
             cli,
             target
                 .call(Method::GET, "/v1/freeswitch/registrations", None)
                 .await?,
-            output::fs_registrations,
+            diagnostics::fs_registrations,
         )?,
         Command::Services { action: None } => show(
             cli,
@@ -626,22 +561,6 @@ fn show<T: serde::de::DeserializeOwned>(
         Format::Json => format!("{}\n", String::from_utf8_lossy(&reply.body).trim_end()),
         Format::Table => table(&value),
     })
-}
-
-/// One line of `/v1/logs`, printed as it comes (a follow never returns).
-fn print_log_line(line: &[u8], json: bool) {
-    use std::io::Write;
-    let text = if json {
-        String::from_utf8_lossy(line).into_owned()
-    } else {
-        match serde_json::from_slice::<serde_json::Value>(line) {
-            Ok(v) => output::log_line(&v),
-            Err(_) => String::from_utf8_lossy(line).into_owned(),
-        }
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}");
-    let _ = out.flush();
 }
 
 /// The reply if it succeeded; else the failure with the problem's detail, and the exit
