@@ -253,6 +253,62 @@ pub fn fs_registrations(r: &ccnq_api::freeswitch::FsRegistrations) -> String {
     columns(&rows)
 }
 
+/// Streams the bundle into `out` (`-`: standard output), its size so far on standard
+/// error; returns what to print once done.
+pub async fn support_bundle(
+    target: &crate::client::Target,
+    path: &str,
+    out: &std::path::Path,
+) -> Result<String, crate::Failure> {
+    use std::io::Write;
+    let to_stdout = out == std::path::Path::new("-");
+    let mut sink: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(out).map_err(|e| crate::Failure {
+            code: 1,
+            message: format!("{}: {e}", out.display()),
+        })?)
+    };
+    let mut written = 0u64;
+    let mut failed: Option<String> = None;
+    let mut shown = 0u64;
+    let reply = target
+        .stream(path, |chunk| {
+            if failed.is_some() {
+                return;
+            }
+            if let Err(e) = sink.write_all(chunk) {
+                failed = Some(e.to_string());
+                return;
+            }
+            written += chunk.len() as u64;
+            if written - shown >= 256 << 10 {
+                shown = written;
+                eprint!("\rsupport bundle: {}   ", crate::output::bytes(written));
+            }
+        })
+        .await?;
+    crate::succeeded(reply)?;
+    if let Some(e) = failed {
+        return Err(crate::Failure {
+            code: 1,
+            message: format!("{}: {e}", out.display()),
+        });
+    }
+    let _ = sink.flush();
+    eprintln!("\rsupport bundle: {}   ", crate::output::bytes(written));
+    Ok(if to_stdout {
+        String::new()
+    } else {
+        format!(
+            "{} written ({})\n",
+            out.display(),
+            crate::output::bytes(written)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -78,7 +78,7 @@ struct Cli {
     #[arg(long, short, value_enum, default_value_t = Format::Table, global = true)]
     output: Format,
     /// Give up after this many seconds [default: 10; 900 for `services start|stop|restart`,
-    /// which wait for a drain and systemd's job].
+    /// which wait for a drain and systemd's job, and for `support-bundle`].
     #[arg(long, global = true)]
     timeout: Option<f64>,
     #[command(subcommand)]
@@ -113,6 +113,17 @@ enum Command {
     Services {
         #[command(subcommand)]
         action: Option<ServicesCommand>,
+    },
+    /// A tar.gz of the host's state for a support ticket, secrets redacted (operator
+    /// role; audited), with its progress on standard error.
+    SupportBundle {
+        /// Where to write it; `-` for standard output. (`-w`, as a capture's: `-o` is
+        /// the output format everywhere.)
+        #[arg(short = 'w', long = "write", default_value = "ccnq-support.tar.gz")]
+        out: PathBuf,
+        /// The journal's last N hours instead of this boot's.
+        #[arg(long)]
+        hours: Option<u32>,
     },
     /// The daemon's metrics, as Prometheus scrapes them (OpenMetrics text; reader role).
     Metrics,
@@ -191,9 +202,9 @@ struct ServiceArgs {
 const SERVICE_ACTION_TIMEOUT: f64 = 900.0;
 
 /// A failure, with the exit code it maps to.
-struct Failure {
-    code: u8,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
 }
 
 impl From<CallError> for Failure {
@@ -298,7 +309,11 @@ fn target(cli: &Cli) -> Result<Target, Failure> {
         ),
         None => std::env::var("CCNQ_TOKEN").ok(),
     };
-    let acting = matches!(cli.command, Command::Services { action: Some(_) });
+    // Long work before the answer starts: a service action's job, a bundle's gathering.
+    let acting = matches!(
+        cli.command,
+        Command::Services { action: Some(_) } | Command::SupportBundle { .. }
+    );
     let timeout = cli
         .timeout
         .unwrap_or(if acting { SERVICE_ACTION_TIMEOUT } else { 10.0 });
@@ -374,6 +389,13 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
                 });
             }
             text
+        }
+        Command::SupportBundle { out, hours } => {
+            let path = match hours {
+                Some(h) => format!("/v1/support-bundle?hours={h}"),
+                None => "/v1/support-bundle".into(),
+            };
+            diagnostics::support_bundle(target, &path, out).await?
         }
         Command::Logs(args) => {
             let json = matches!(cli.output, Format::Json);
@@ -565,7 +587,7 @@ fn show<T: serde::de::DeserializeOwned>(
 
 /// The reply if it succeeded; else the failure with the problem's detail, and the exit
 /// status its code calls for.
-fn succeeded(reply: client::Reply) -> Result<client::Reply, Failure> {
+pub(crate) fn succeeded(reply: client::Reply) -> Result<client::Reply, Failure> {
     if !reply.status.is_success() {
         let detail = serde_json::from_slice::<ccnq_api::Problem>(&reply.body)
             .ok()

@@ -238,6 +238,68 @@ pub fn stream(
     rx
 }
 
+/// The journal as text (`journalctl --output=short-iso-precise`) into `out`, for the
+/// support bundle: this boot's (`-b`), or its last `hours`, the kernel's alone with
+/// `kernel`. Each line goes through `redact`; at most `max_bytes` are written (the
+/// newest lines are the ones cut, said in a last line). Returns the bytes written.
+pub async fn export_text(
+    journalctl: &Path,
+    directory: Option<&Path>,
+    hours: Option<u32>,
+    kernel: bool,
+    max_bytes: u64,
+    redact: impl Fn(&str) -> String,
+    out: &Path,
+) -> Result<u64, String> {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(journalctl);
+    cmd.args(["--output=short-iso-precise", "--no-pager"]);
+    if let Some(d) = directory {
+        cmd.arg(format!("--directory={}", d.display()));
+    }
+    match hours {
+        Some(h) => {
+            cmd.arg(format!("--since=-{h}h"));
+        }
+        // A journal directory from elsewhere has no "this boot" to speak of.
+        None if directory.is_none() => {
+            cmd.arg("--boot");
+        }
+        None => {}
+    }
+    if kernel {
+        cmd.arg("--dmesg");
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", journalctl.display()))?;
+    let stdout = child.stdout.take().ok_or("journalctl: no output")?;
+    let mut file = tokio::fs::File::create(out)
+        .await
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut written = 0u64;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut text = redact(&line);
+        text.push('\n');
+        if written + text.len() as u64 > max_bytes {
+            let note = format!("[cut: the bundle keeps {max_bytes} bytes of journal]\n");
+            let _ = file.write_all(note.as_bytes()).await;
+            break;
+        }
+        file.write_all(text.as_bytes())
+            .await
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+        written += text.len() as u64;
+    }
+    file.flush().await.map_err(|e| e.to_string())?;
+    Ok(written)
+}
+
 fn journalctl_name(cmd: &tokio::process::Command) -> String {
     cmd.as_std().get_program().to_string_lossy().into_owned()
 }

@@ -8,6 +8,7 @@
 mod api;
 mod audit;
 mod auth;
+mod bundle;
 mod config;
 mod event_socket;
 mod freeswitch;

@@ -8,6 +8,7 @@
 //!
 //! Every error is an RFC 9457 problem document (`application/problem+json`).
 
+mod bundle;
 mod config;
 mod couchdb;
 mod daemon;
@@ -221,7 +222,7 @@ async fn dispatch(
             ),
         )
     };
-    if route.mutating() {
+    if route.audited() {
         let result = outcome(&response);
         daemon.audit.record(
             &caller,
@@ -301,6 +302,7 @@ async fn serve(
         Endpoint::Couchdb => couchdb::get(daemon).await,
         Endpoint::Metrics => metrics::get(daemon).await,
         Endpoint::Logs => logs::get(daemon, req.uri().query()).await,
+        Endpoint::SupportBundle => bundle::get(daemon, req.uri().query()).await,
         Endpoint::FsProfiles => freeswitch::get_profiles(daemon).await,
         Endpoint::FsGateways => freeswitch::get_gateways(daemon).await,
         Endpoint::FsCalls => freeswitch::get_calls(daemon).await,

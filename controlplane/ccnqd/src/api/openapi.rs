@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         super::couchdb::get,
         super::metrics::get,
         super::logs::get,
+        super::bundle::get,
         super::freeswitch::get_profiles,
         super::freeswitch::get_gateways,
         super::freeswitch::get_calls,

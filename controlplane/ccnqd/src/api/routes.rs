@@ -27,6 +27,7 @@ pub enum Endpoint {
     Couchdb,
     Metrics,
     Logs,
+    SupportBundle,
 }
 
 /// One row of the route table.
@@ -58,6 +59,12 @@ impl Route {
     /// preview) changes nothing and is not.
     pub fn mutating(&self) -> bool {
         !matches!(self.method, Method::GET | Method::HEAD) && self.endpoint != Endpoint::PostPlan
+    }
+
+    /// What the audit log records: every change, and the support bundle (a copy of the
+    /// host's state leaving it).
+    pub fn audited(&self) -> bool {
+        self.mutating() || self.endpoint == Endpoint::SupportBundle
     }
 }
 
@@ -148,6 +155,12 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/services/{name}/restart",
         role: Some(Role::Operator),
         endpoint: Endpoint::ServiceAction(ccnq_api::ServiceAction::Restart),
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/support-bundle",
+        role: Some(Role::Operator),
+        endpoint: Endpoint::SupportBundle,
     },
     Route {
         method: Method::GET,

@@ -321,3 +321,122 @@ async fn the_journal_is_filtered_streamed_followed_and_let_go() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_support_bundle_holds_the_state_and_no_secret() {
+    let rig = Rig::new("bundle").await;
+    let ip = loopback(10);
+    let rev = rig.put(host(&ip, "127.0.0.0/8")).await;
+    rig.until_applied(&rev).await;
+
+    let reader = request(
+        &rig.site,
+        rig.daemon().addr,
+        Auth::Cert(&rig.site.reader),
+        "GET",
+        "/v1/support-bundle",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reader.status, 403,
+        "a reader may not take the host's state away"
+    );
+    let a = request(
+        &rig.site,
+        rig.daemon().addr,
+        Auth::Cert(&rig.site.operator),
+        "GET",
+        "/v1/support-bundle?hours=1",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.content_type, "application/gzip");
+    let mut files = std::collections::BTreeMap::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&a.raw[..]));
+    for entry in archive.entries().unwrap() {
+        let mut e = entry.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+        let name = path.split_once('/').map(|(_, n)| n.to_owned()).unwrap();
+        files.insert(name, String::from_utf8_lossy(&body).into_owned());
+    }
+    let manifest = &files["MANIFEST.txt"];
+    for name in [
+        "journal.txt",
+        "dmesg.txt",
+        "os-release",
+        "slots.txt",
+        "status.json",
+        "config.json",
+        "units.json",
+        "disk.txt",
+        "freeswitch/sofia-status.txt",
+        "freeswitch/channels.json",
+        "couchdb/up.json",
+        "couchdb/scheduler.json",
+        "host-document.json",
+        "audit.log",
+    ] {
+        assert!(files.contains_key(name), "no {name}; manifest:\n{manifest}");
+    }
+    assert!(
+        files["journal.txt"].contains("Started"),
+        "{}",
+        files["journal.txt"]
+    );
+    assert!(files["freeswitch/sofia-status.txt"].contains("test-ingress"));
+    assert!(files["couchdb/up.json"].contains("\"ok\""));
+    assert!(files["host-document.json"].contains(&ip));
+    assert!(files["slots.txt"].contains("ccnq.slot=a"));
+
+    // No secret anywhere: the event socket's password, the CouchDB admin's, in the
+    // bundle or in the daemon's log.
+    let (_, couch_password) = ccnq_testkit::couchdb::CouchServer::shared().admin();
+    for secret in [crate::rig::PASSWORD, couch_password] {
+        for (name, text) in &files {
+            assert!(!text.contains(secret), "{name} holds a secret");
+        }
+        for line in rig.daemon().stderr.lock().unwrap().iter() {
+            assert!(!line.contains(secret), "the daemon logged a secret: {line}");
+        }
+    }
+    // Through ccnqctl, into a file, as an operator takes it.
+    let out = rig.site.path("bundle.tar.gz");
+    let mut cmd = crate::common::ccnqctl(&rig.site);
+    crate::common::with_cert(&mut cmd, &rig.site, rig.daemon(), "operator");
+    let done = cmd
+        .args(["support-bundle", "-w"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(String::from_utf8_lossy(&done.stderr).contains("support bundle:"));
+    let file = std::fs::File::open(&out).unwrap();
+    let names: Vec<String> = tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("/MANIFEST.txt")),
+        "{names:?}"
+    );
+
+    // The bundle was audited, with the operator who took it.
+    let audit = poll_until(
+        "the bundle in the audit log",
+        || async { json!(rig.audit_log()) },
+        |t| t.as_str().is_some_and(|t| t.contains("/v1/support-bundle")),
+    )
+    .await;
+    assert!(audit.as_str().unwrap().contains("operator"), "{audit}");
+}

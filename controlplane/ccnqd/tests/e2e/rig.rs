@@ -300,6 +300,11 @@ impl Rig {
         self.data.join("freeswitch").join(rel).exists()
     }
 
+    /// The daemon's audit log, as it is now.
+    pub fn audit_log(&self) -> String {
+        std::fs::read_to_string(self.data.join("audit.log")).unwrap_or_default()
+    }
+
     pub fn file(&self, rel: &str) -> Vec<u8> {
         std::fs::read(self.data.join("freeswitch").join(rel))
             .unwrap_or_else(|e| panic!("{rel}: {e}"))
