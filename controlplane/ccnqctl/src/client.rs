@@ -117,15 +117,17 @@ impl Target {
         Ok(Reply { status, body })
     }
 
-    /// `GET path`, its body handed to `each` as it arrives (a followed log never ends:
+    /// `method path`, the answer's body handed to `each` as it arrives (a followed log never ends:
     /// only the answer's start is bound by the timeout). A failed request's whole body
     /// is returned instead, for its problem document.
     pub async fn stream(
         &self,
+        method: http::Method,
         path: &str,
+        body: Option<Vec<u8>>,
         mut each: impl FnMut(&[u8]),
     ) -> Result<Reply, CallError> {
-        let resp = tokio::time::timeout(self.timeout, self.open(http::Method::GET, path, None))
+        let resp = tokio::time::timeout(self.timeout, self.open(method, path, body))
             .await
             .map_err(|_| CallError::Connect {
                 endpoint: self.endpoint.to_string(),

@@ -253,12 +253,63 @@ pub fn fs_registrations(r: &ccnq_api::freeswitch::FsRegistrations) -> String {
     columns(&rows)
 }
 
-/// Streams the bundle into `out` (`-`: standard output), its size so far on standard
-/// error; returns what to print once done.
-pub async fn support_bundle(
+#[derive(clap::Args)]
+pub struct CaptureArgs {
+    /// The interface (`eth0`, `lo`; default `any`).
+    #[arg(short, long)]
+    pub interface: Option<String>,
+    /// A BPF filter, e.g. `udp port 5060`.
+    #[arg(short, long)]
+    pub filter: Option<String>,
+    /// Only the SIP messages of this Call-ID.
+    #[arg(long)]
+    pub call_id: Option<String>,
+    /// Only the SIP messages with this number in the Request-URI, From or To.
+    #[arg(long)]
+    pub number: Option<String>,
+    /// Seconds to capture (default 60, at most 3600).
+    #[arg(short, long)]
+    pub duration: Option<u64>,
+    /// Stop after this many packets (default 10,000).
+    #[arg(short = 'c', long)]
+    pub packets: Option<u64>,
+    /// Stop after this many bytes (default 100 MiB).
+    #[arg(long)]
+    pub bytes: Option<u64>,
+    /// Where to write the pcap; `-` for standard output.
+    #[arg(short, long, default_value = "capture.pcap")]
+    pub write: std::path::PathBuf,
+}
+
+impl CaptureArgs {
+    /// The body of `POST /v1/capture`: only what was given (the daemon has the defaults).
+    pub fn body(&self) -> serde_json::Value {
+        let mut b = serde_json::Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            if !v.is_null() {
+                b.insert(k.into(), v);
+            }
+        };
+        put("interface", serde_json::json!(self.interface));
+        put("filter", serde_json::json!(self.filter));
+        put("call_id", serde_json::json!(self.call_id));
+        put("number", serde_json::json!(self.number));
+        put("duration_secs", serde_json::json!(self.duration));
+        put("packets", serde_json::json!(self.packets));
+        put("bytes", serde_json::json!(self.bytes));
+        serde_json::Value::Object(b)
+    }
+}
+
+/// Streams an answer (a bundle, a capture) into `out` (`-`: standard output), its size
+/// so far on standard error; returns what to print once done.
+pub async fn save(
     target: &crate::client::Target,
+    method: http::Method,
     path: &str,
+    body: Option<Vec<u8>>,
     out: &std::path::Path,
+    what: &str,
 ) -> Result<String, crate::Failure> {
     use std::io::Write;
     let to_stdout = out == std::path::Path::new("-");
@@ -274,7 +325,7 @@ pub async fn support_bundle(
     let mut failed: Option<String> = None;
     let mut shown = 0u64;
     let reply = target
-        .stream(path, |chunk| {
+        .stream(method, path, body, |chunk| {
             if failed.is_some() {
                 return;
             }
@@ -285,7 +336,7 @@ pub async fn support_bundle(
             written += chunk.len() as u64;
             if written - shown >= 256 << 10 {
                 shown = written;
-                eprint!("\rsupport bundle: {}   ", crate::output::bytes(written));
+                eprint!("\r{what}: {}   ", crate::output::bytes(written));
             }
         })
         .await?;
@@ -297,7 +348,7 @@ pub async fn support_bundle(
         });
     }
     let _ = sink.flush();
-    eprintln!("\rsupport bundle: {}   ", crate::output::bytes(written));
+    eprintln!("\r{what}: {}   ", crate::output::bytes(written));
     Ok(if to_stdout {
         String::new()
     } else {

@@ -125,6 +125,9 @@ enum Command {
         #[arg(long)]
         hours: Option<u32>,
     },
+    /// Capture packets on the host, streamed as a pcap file while it runs (operator
+    /// role; audited): `ccnqctl capture -f 'udp port 5060' -w - | tshark -r -`.
+    Capture(diagnostics::CaptureArgs),
     /// The daemon's metrics, as Prometheus scrapes them (OpenMetrics text; reader role).
     Metrics,
     /// The journal of the managed units and of ccnqd: filtered, and followed with -f
@@ -312,7 +315,7 @@ fn target(cli: &Cli) -> Result<Target, Failure> {
     // Long work before the answer starts: a service action's job, a bundle's gathering.
     let acting = matches!(
         cli.command,
-        Command::Services { action: Some(_) } | Command::SupportBundle { .. }
+        Command::Services { action: Some(_) } | Command::SupportBundle { .. } | Command::Capture(_)
     );
     let timeout = cli
         .timeout
@@ -395,13 +398,25 @@ async fn api_command(cli: &Cli, target: &Target) -> Result<(), Failure> {
                 Some(h) => format!("/v1/support-bundle?hours={h}"),
                 None => "/v1/support-bundle".into(),
             };
-            diagnostics::support_bundle(target, &path, out).await?
+            diagnostics::save(target, Method::GET, &path, None, out, "support bundle").await?
+        }
+        Command::Capture(args) => {
+            let body = serde_json::to_vec(&args.body()).unwrap_or_default();
+            diagnostics::save(
+                target,
+                Method::POST,
+                "/v1/capture",
+                Some(body),
+                &args.write,
+                "capture",
+            )
+            .await?
         }
         Command::Logs(args) => {
             let json = matches!(cli.output, Format::Json);
             let mut pending = Vec::new();
             let reply = target
-                .stream(&args.path(), |chunk| {
+                .stream(Method::GET, &args.path(), None, |chunk| {
                     pending.extend_from_slice(chunk);
                     while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = pending.drain(..=end).collect();

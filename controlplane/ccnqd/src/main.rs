@@ -9,6 +9,7 @@ mod api;
 mod audit;
 mod auth;
 mod bundle;
+mod capture;
 mod config;
 mod event_socket;
 mod freeswitch;

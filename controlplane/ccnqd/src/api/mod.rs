@@ -9,6 +9,7 @@
 //! Every error is an RFC 9457 problem document (`application/problem+json`).
 
 mod bundle;
+mod capture;
 mod config;
 mod couchdb;
 mod daemon;
@@ -49,6 +50,8 @@ pub struct Daemon {
     pub services: Arc<crate::services::Services>,
     /// The local CouchDB, for its diagnostics; `None` when no `[couchdb]` is configured.
     pub couch: Option<ccnq_couch::Client>,
+    /// The packet captures running.
+    pub captures: Arc<crate::capture::Captures>,
     next_request: AtomicU64,
 }
 
@@ -64,6 +67,7 @@ impl Daemon {
             services,
             planner: None,
             couch: None,
+            captures: Arc::default(),
             config,
             started: Instant::now(),
             audit,
@@ -303,6 +307,13 @@ async fn serve(
         Endpoint::Metrics => metrics::get(daemon).await,
         Endpoint::Logs => logs::get(daemon, req.uri().query()).await,
         Endpoint::SupportBundle => bundle::get(daemon, req.uri().query()).await,
+        Endpoint::Capture => match caller {
+            Some(caller) => capture::post(daemon, caller, req).await,
+            None => problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "a capture without a caller".into(),
+            ),
+        },
         Endpoint::FsProfiles => freeswitch::get_profiles(daemon).await,
         Endpoint::FsGateways => freeswitch::get_gateways(daemon).await,
         Endpoint::FsCalls => freeswitch::get_calls(daemon).await,
@@ -327,7 +338,7 @@ async fn serve(
 }
 
 /// Reads a small JSON body, or says precisely why not.
-async fn read_json<T: serde::de::DeserializeOwned>(
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
 ) -> Result<T, Response<Body>> {
     let is_json = req

@@ -33,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         super::metrics::get,
         super::logs::get,
         super::bundle::get,
+        super::capture::post,
         super::freeswitch::get_profiles,
         super::freeswitch::get_gateways,
         super::freeswitch::get_calls,
@@ -63,6 +64,7 @@ use utoipa::{Modify, OpenApi};
         ccnq_api::PlanPreview,
         ccnq_api::PlanStep,
         ccnq_api::PlanCost,
+        crate::capture::Request,
         ccnq_api::couchdb::CouchState,
         ccnq_api::couchdb::CouchDatabase,
         ccnq_api::couchdb::CouchReplication,
@@ -85,6 +87,7 @@ use utoipa::{Modify, OpenApi};
     tags((name = "daemon", description = "The daemon itself"),
         (name = "config", description = "The host document and how it is applied"),
         (name = "services", description = "The units this daemon manages (FreeSWITCH, CouchDB)"),
+        (name = "diagnostics", description = "Packet capture"),
         (name = "couchdb", description = "The local CouchDB: up, databases, replication jobs, tasks (read-only)"),
         (name = "freeswitch", description = "What FreeSWITCH runs now: profiles, gateways, calls, registrations (read-only)"))
 )]

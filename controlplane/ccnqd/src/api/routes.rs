@@ -28,6 +28,7 @@ pub enum Endpoint {
     Metrics,
     Logs,
     SupportBundle,
+    Capture,
 }
 
 /// One row of the route table.
@@ -155,6 +156,12 @@ pub const ROUTES: &[Route] = &[
         path: "/v1/services/{name}/restart",
         role: Some(Role::Operator),
         endpoint: Endpoint::ServiceAction(ccnq_api::ServiceAction::Restart),
+    },
+    Route {
+        method: Method::POST,
+        path: "/v1/capture",
+        role: Some(Role::Operator),
+        endpoint: Endpoint::Capture,
     },
     Route {
         method: Method::GET,

@@ -260,26 +260,14 @@ async fn the_journal_is_filtered_streamed_followed_and_let_go() {
         .display()
         .to_string();
     assert_eq!(readers(&dir), 0);
-    let tls = connect(
-        &rig.site,
-        rig.daemon().addr,
-        &Auth::Cert(&rig.site.reader),
-        &[&rustls::version::TLS13],
-        &[b"http/1.1"],
+    let (resp, conn) = open_stream(
+        &rig,
+        Auth::Cert(&rig.site.reader),
+        "GET",
+        &format!("/v1/logs?unit={unit}&lines=1&follow=true"),
+        "",
     )
-    .await
-    .unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .unwrap();
-    let conn = tokio::spawn(conn);
-    let req = http::Request::builder()
-        .uri(format!("/v1/logs?unit={unit}&lines=1&follow=true"))
-        .header("host", "localhost")
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
+    .await;
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     poll_until(
@@ -312,7 +300,6 @@ async fn the_journal_is_filtered_streamed_followed_and_let_go() {
         }
     }
     drop(body);
-    drop(sender);
     conn.abort();
     poll_until(
         "journalctl gone with the client",
@@ -439,4 +426,264 @@ async fn the_support_bundle_holds_the_state_and_no_secret() {
     )
     .await;
     assert!(audit.as_str().unwrap().contains("operator"), "{audit}");
+}
+
+/// Opens `method path` with `body` as `auth` and returns the answer with its body
+/// unread (a capture's, a followed log's), and the connection's task.
+async fn open_stream(
+    rig: &Rig,
+    auth: Auth<'_>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (
+    http::Response<hyper::body::Incoming>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let tls = connect(
+        &rig.site,
+        rig.daemon().addr,
+        &auth,
+        &[&rustls::version::TLS13],
+        &[b"http/1.1"],
+    )
+    .await
+    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_owned(),
+        )))
+        .unwrap();
+    (sender.send_request(req).await.unwrap(), conn)
+}
+
+#[tokio::test]
+async fn a_capture_by_call_id_holds_that_call_and_tshark_reads_it() {
+    let rig = Rig::new("capture").await;
+    let ip = loopback(11);
+    let mut doc = host(&ip, "127.0.0.0/8");
+    doc["sip_profiles"]["test"]["handler"] = json!({ "context": ANSWER_CONTEXT });
+    let rev = rig.put(doc).await;
+    rig.until_applied(&rev).await;
+    let tag = format!("ccnq{}", std::process::id());
+    let wanted = format!("2-{tag}@127.0.0.1");
+
+    // A reader may not capture; a bad filter is named.
+    let asked = json!({"interface": "lo", "call_id": wanted, "duration_secs": 20}).to_string();
+    let reader = request(
+        &rig.site,
+        rig.daemon().addr,
+        Auth::Cert(&rig.site.reader),
+        "POST",
+        "/v1/capture",
+        Some(&asked),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reader.status, 403);
+    let bad = request(
+        &rig.site,
+        rig.daemon().addr,
+        Auth::Cert(&rig.site.operator),
+        "POST",
+        "/v1/capture",
+        Some(r#"{"interface": "lo", "filter": "udp port", "duration_secs": 5}"#),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+    assert!(
+        bad.body["detail"].as_str().unwrap().starts_with("filter:"),
+        "{:?}",
+        bad.body
+    );
+
+    let (resp, _conn) = open_stream(
+        &rig,
+        Auth::Cert(&rig.site.operator),
+        "POST",
+        "/v1/capture",
+        &asked,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/vnd.tcpdump.pcap"
+    );
+    // One capture per operator.
+    let second = request(
+        &rig.site,
+        rig.daemon().addr,
+        Auth::Cert(&rig.site.operator),
+        "POST",
+        "/v1/capture",
+        Some(&asked),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.status, 409, "{:?}", second.body);
+    let reading = tokio::spawn(async move {
+        http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes()
+    });
+
+    // Three calls, each with a Call-ID of its own (sipp's -cid_str).
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../qa/sip/uac-hold.xml");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status = Command::new("sipp")
+        .arg("-sf")
+        .arg(&scenario)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            &format!("{ip}:5200"),
+        ])
+        .args([
+            "-key",
+            "contact_ip",
+            "127.0.0.1",
+            "-s",
+            NUMBER,
+            "-cid_str",
+            &format!("%u-{tag}@%s"),
+        ])
+        .args([
+            "-m",
+            "3",
+            "-l",
+            "3",
+            "-r",
+            "3",
+            "-d",
+            "1000",
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "sipp: {status}");
+    let pcap = reading.await.unwrap();
+    let file = rig.site.path("call.pcap");
+    std::fs::write(&file, &pcap).unwrap();
+
+    // tshark reads it as it is: that call's messages only, in order.
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&file)
+        .args([
+            "-Y",
+            "sip",
+            "-T",
+            "fields",
+            "-e",
+            "sip.Call-ID",
+            "-e",
+            "sip.Method",
+            "-e",
+            "sip.Status-Code",
+        ])
+        .output()
+        .expect("tshark (qa/install-deps)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert!(
+        rows.iter().all(|r| r[0] == wanted),
+        "another call in the capture:\n{text}"
+    );
+    let ladder: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            if r[1].is_empty() {
+                r.get(2).unwrap_or(&"").to_string()
+            } else {
+                r[1].to_string()
+            }
+        })
+        .collect();
+    assert_eq!(
+        ladder.first().map(String::as_str),
+        Some("INVITE"),
+        "{ladder:?}"
+    );
+    assert_eq!(
+        ladder.iter().filter(|m| *m == "INVITE").count(),
+        1,
+        "{ladder:?}"
+    );
+    for step in ["200", "ACK", "BYE"] {
+        assert!(ladder.iter().any(|m| m == step), "no {step} in {ladder:?}");
+    }
+    assert_eq!(
+        ladder.last().map(String::as_str),
+        Some("200"),
+        "the BYE's 200 last: {ladder:?}"
+    );
+    // Through ccnqctl to standard output, which tshark reads as it is.
+    let mut cmd = crate::common::ccnqctl(&rig.site);
+    crate::common::with_cert(&mut cmd, &rig.site, rig.daemon(), "operator");
+    let got = cmd
+        .args([
+            "capture",
+            "-i",
+            "lo",
+            "-f",
+            "udp port 9",
+            "-d",
+            "2",
+            "-w",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let piped = rig.site.path("piped.pcap");
+    std::fs::write(&piped, &got.stdout).unwrap();
+    let read = Command::new("tshark")
+        .arg("-r")
+        .arg(&piped)
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+
+    // Audited, with what was asked.
+    let audit = rig.audit_log();
+    assert!(
+        audit.contains("/v1/capture") && audit.contains(&wanted),
+        "{audit}"
+    );
 }
