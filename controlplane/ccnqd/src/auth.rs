@@ -13,6 +13,8 @@ use ccnq_api::Role;
 pub enum Via {
     Certificate,
     Token,
+    /// No credential, or one refused: audited as such (docs/api.md).
+    Nothing,
 }
 
 impl Via {
@@ -20,6 +22,7 @@ impl Via {
         match self {
             Via::Certificate => "certificate",
             Via::Token => "token",
+            Via::Nothing => "none",
         }
     }
 }

@@ -693,3 +693,35 @@ fn audit_entries(site: &Site) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A change refused for want of a credential is audited, as docs/api.md promises.
+#[tokio::test]
+async fn an_unauthenticated_change_is_audited() {
+    let site = Site::new();
+    let daemon = Daemon::start(&site.config(true, ""));
+    let a = request(
+        &site,
+        daemon.addr,
+        Auth::None,
+        "PUT",
+        "/v1/log/level",
+        Some(r#"{"level": "debug"}"#),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.status, 401);
+    let entries = audit_entries(&site);
+    let e = entries
+        .iter()
+        .find(|e| e["path"] == "/v1/log/level")
+        .unwrap_or_else(|| panic!("not audited: {entries:?}"));
+    assert_eq!(e["status"], 401, "{e}");
+    assert_eq!(e["via"], "none", "{e}");
+    assert!(
+        e["who"]
+            .as_str()
+            .unwrap()
+            .starts_with("unauthenticated 127.0.0.1:"),
+        "{e}"
+    );
+}

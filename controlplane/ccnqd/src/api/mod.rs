@@ -189,6 +189,22 @@ async fn dispatch(
         Ok(caller) => caller,
         Err(detail) => {
             log::warn!(request = request_id, peer = conn.peer.to_string().as_str(); "unauthenticated {} {}: {detail}", route.method, route.path);
+            // A refused change is audited too, by whoever it came from.
+            if route.audited() {
+                let nobody = Caller {
+                    who: format!("unauthenticated {}", conn.peer),
+                    role: None,
+                    via: auth::Via::Nothing,
+                };
+                daemon.audit.record(
+                    &nobody,
+                    route.method.as_str(),
+                    route.path,
+                    request_id,
+                    StatusCode::UNAUTHORIZED.as_u16(),
+                    &format!("unauthorized: {detail}"),
+                );
+            }
             let mut resp = problem(StatusCode::UNAUTHORIZED, detail);
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
