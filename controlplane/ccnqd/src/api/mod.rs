@@ -205,6 +205,7 @@ async fn dispatch(
                     &format!("unauthorized: {detail}"),
                 );
             }
+            discard(req).await;
             let mut resp = problem(StatusCode::UNAUTHORIZED, detail);
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -221,6 +222,7 @@ async fn dispatch(
         _ => route.path.to_string(),
     };
     let response = if let Some(n) = unmanaged {
+        discard(req).await;
         problem(
             StatusCode::NOT_FOUND,
             format!(
@@ -231,6 +233,7 @@ async fn dispatch(
     } else if caller.may(needed) {
         serve(daemon, route.endpoint, req, Some(&caller), name).await
     } else {
+        discard(req).await;
         let has = caller
             .role
             .map_or("no role".to_string(), |r| format!("role {r}"));
@@ -254,6 +257,16 @@ async fn dispatch(
         );
     }
     response
+}
+
+/// Reads and drops a request's body before an answer that does not need it (401, 403,
+/// 404). Over HTTP/2 an answer sent while the body is unread ends the stream with a
+/// reset, and common clients (curl 7.88: error 92) then report that instead of the
+/// answer. Bounded like any body, and in time: a client that will not send it is not
+/// waited for.
+async fn discard(req: Request<Incoming>) {
+    let body = Limited::new(req.into_body(), MAX_BODY);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), body.collect()).await;
 }
 
 /// The caller of a request: the verified certificate if there is one, else a bearer token.
