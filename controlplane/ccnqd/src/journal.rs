@@ -66,7 +66,7 @@ impl Query {
                 "since" => q.since = Some(when("since", &value)?),
                 "until" => q.until = Some(when("until", &value)?),
                 "match" => {
-                    if value.is_empty() || value.len() > 200 {
+                    if value.is_empty() || value.chars().count() > 200 {
                         return Err("match: 1 to 200 characters".into());
                     }
                     q.text = Some(value.to_lowercase());

@@ -25,7 +25,7 @@ const JOURNALCTL: &str = "/usr/bin/journalctl";
 #[utoipa::path(get, path = "/v1/support-bundle", tag = "daemon",
     description = "Role: operator. Audited. `hours`: the journal's last N hours instead of this boot's.",
     security(("bearer" = []), ("mutualTLS" = [])),
-    params(("hours" = Option<u32>, Query, description = "The journal's last N hours (1-720); default: since boot")),
+    params(("hours" = Option<u32>, Query, minimum = 1, maximum = 720, description = "The journal's last N hours (1-720); default: since boot")),
     responses((status = 200, description = "The bundle", body = String, content_type = "application/gzip"),
         (status = 400, description = "A bad parameter, named", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),

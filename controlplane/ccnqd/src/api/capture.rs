@@ -21,6 +21,8 @@ use http::{header, Response, StatusCode};
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "This operator's capture runs already", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Too many captures, the data volume low, or libpcap failed", body = Problem, content_type = "application/problem+json")))]
 pub async fn post(
     daemon: &Daemon,
