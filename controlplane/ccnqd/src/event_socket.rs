@@ -25,6 +25,12 @@ pub async fn connect(
         .map_err(|e| format!("cannot reach FreeSWITCH's event socket at {addr}: {e}"))
 }
 
+/// [`connect`] with `[freeswitch]` of `ccnqd.toml`: the event socket, its password file,
+/// the command timeout.
+pub async fn connect_configured(fs: &crate::config::FreeswitchConfig) -> Result<EslClient, String> {
+    connect(fs.event_socket, &fs.password_file, fs.command_timeout).await
+}
+
 /// The event socket's password as ccnqd made it; never created here: a FreeSWITCH
 /// ccnqd never configured does not know it.
 fn read_password(path: &Path) -> Result<String, String> {

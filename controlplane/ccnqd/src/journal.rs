@@ -356,11 +356,7 @@ mod tests {
     use super::*;
 
     fn known(u: &str) -> Option<String> {
-        let full = if u.ends_with(".service") {
-            u.to_owned()
-        } else {
-            format!("{u}.service")
-        };
+        let full = crate::services::unit_name(u);
         ["freeswitch.service", "ccnqd.service"]
             .contains(&full.as_str())
             .then_some(full)

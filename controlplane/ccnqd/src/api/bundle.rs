@@ -206,8 +206,7 @@ async fn gather(
     );
 
     let fs = &c.freeswitch;
-    match crate::event_socket::connect(fs.event_socket, &fs.password_file, fs.command_timeout).await
-    {
+    match crate::event_socket::connect_configured(fs).await {
         Ok(esl) => {
             for (name, cmd) in [
                 ("freeswitch/sofia-status.txt", "sofia status"),

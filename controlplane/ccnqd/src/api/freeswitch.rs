@@ -96,8 +96,7 @@ async fn answer(
 }
 
 async fn connect(daemon: &Daemon) -> Result<EslClient, String> {
-    let fs = &daemon.config.freeswitch;
-    crate::event_socket::connect(fs.event_socket, &fs.password_file, fs.command_timeout).await
+    crate::event_socket::connect_configured(&daemon.config.freeswitch).await
 }
 
 async fn sofia(esl: &EslClient) -> Result<SofiaStatus, String> {

@@ -32,11 +32,7 @@ const OWN_UNIT: &str = "ccnqd.service";
         (status = 403, description = "Role too weak", body = Problem, content_type = "application/problem+json")))]
 pub async fn get(daemon: &Daemon, query: Option<&str>) -> Response<Body> {
     let known = |unit: &str| {
-        let full = if unit.ends_with(".service") {
-            unit.to_owned()
-        } else {
-            format!("{unit}.service")
-        };
+        let full = crate::services::unit_name(unit);
         if full == OWN_UNIT {
             return Some(full);
         }

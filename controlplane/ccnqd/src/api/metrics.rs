@@ -46,9 +46,7 @@ pub async fn get(daemon: &Daemon) -> Response<Body> {
 /// answer (stopped, switched off by a server-only document, not yet configured).
 async fn freeswitch(daemon: &Daemon) -> Option<(u64, u64, u64)> {
     let fs = &daemon.config.freeswitch;
-    let esl = crate::event_socket::connect(fs.event_socket, &fs.password_file, fs.command_timeout)
-        .await
-        .ok()?;
+    let esl = crate::event_socket::connect_configured(fs).await.ok()?;
     let sofia = esl.sofia_xmlstatus().await.ok()?.result.ok()?;
     let calls = esl.channels_count().await.ok()?.result.ok()?;
     let profiles: Vec<_> = sofia

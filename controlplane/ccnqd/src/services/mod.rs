@@ -135,11 +135,7 @@ impl Services {
     /// The managed unit an API path names: `freeswitch` or `freeswitch.service`.
     /// `None` for anything not managed.
     pub fn resolve(&self, name: &str) -> Option<&str> {
-        let full = if name.ends_with(".service") {
-            name.to_owned()
-        } else {
-            format!("{name}.service")
-        };
+        let full = unit_name(name);
         self.managed
             .iter()
             .find(|m| **m == full)
@@ -479,6 +475,15 @@ fn draining(calls: u64) -> String {
         "draining ({calls} call{})",
         if calls == 1 { "" } else { "s" }
     )
+}
+
+/// A unit's full name: `freeswitch` is `freeswitch.service`.
+pub fn unit_name(name: &str) -> String {
+    if name.ends_with(".service") {
+        name.to_owned()
+    } else {
+        format!("{name}.service")
+    }
 }
 
 fn millis(d: Duration) -> u64 {

@@ -171,8 +171,7 @@ async fn profiles(config: &Config) -> Result<Vec<(String, SocketAddr)>, String> 
 
 async fn sofia(config: &Config) -> Result<SofiaStatus, String> {
     let fs = &config.freeswitch;
-    let esl = crate::event_socket::connect(fs.event_socket, &fs.password_file, fs.command_timeout)
-        .await?;
+    let esl = crate::event_socket::connect_configured(fs).await?;
     let o = esl.sofia_xmlstatus().await.map_err(|e| e.to_string())?;
     o.result.map_err(|_| o.response.body.trim().to_owned())
 }
