@@ -4,7 +4,7 @@
 //! whose handler is the test configuration's answering context, so they stay up while
 //! the API is asked what runs.
 
-use crate::common::{connect, request, Auth};
+use crate::common::{connect, Auth};
 use crate::rig::{host, loopback, poll_until, Rig};
 use ccnq_testkit::freeswitch::ANSWER_CONTEXT;
 use serde_json::{json, Value};
@@ -14,9 +14,9 @@ use std::process::{Child, Command, Stdio};
 const CALLS: usize = 3;
 const NUMBER: &str = "33123456789";
 
-/// `CALLS` calls to `number` at `target`, each answered and held `hold_ms`, then hung
-/// up by sipp.
-fn sipp_calls(target: &str, number: &str, hold_ms: u64) -> Child {
+/// sipp making `CALLS` calls to `number` at `target`, each answered and held `hold_ms`,
+/// then hung up; sipp gives up after `timeout` (`60s`).
+fn sipp(target: &str, number: &str, hold_ms: u64, timeout: &str) -> Command {
     let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../qa/sip/uac-hold.xml");
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -24,15 +24,21 @@ fn sipp_calls(target: &str, number: &str, hold_ms: u64) -> Child {
         .unwrap()
         .port();
     let n = CALLS.to_string();
-    Command::new("sipp")
-        .arg("-sf")
+    let mut cmd = Command::new("sipp");
+    cmd.arg("-sf")
         .arg(&scenario)
         .args(["-i", "127.0.0.1", "-p", &port.to_string(), target])
         .args(["-key", "contact_ip", "127.0.0.1", "-s", number])
         .args(["-m", &n, "-l", &n, "-r", &n, "-d", &hold_ms.to_string()])
-        .args(["-nostdin", "-timeout", "120s", "-timeout_error"])
+        .args(["-nostdin", "-timeout", timeout, "-timeout_error"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// [`sipp`]'s calls, under way.
+fn sipp_calls(target: &str, number: &str, hold_ms: u64) -> Child {
+    sipp(target, number, hold_ms, "120s")
         .spawn()
         .expect("sipp (Debian's sip-tester, qa/install-deps) must be installed")
 }
@@ -144,16 +150,9 @@ async fn the_profiles_calls_registrations_and_couchdb_are_what_runs() {
 
 /// The journal lines of one request (`GET /v1/logs?<query>`), read to their end.
 async fn log_lines(rig: &Rig, query: &str) -> Vec<Value> {
-    let a = request(
-        &rig.site,
-        rig.daemon().addr,
-        Auth::Cert(&rig.site.reader),
-        "GET",
-        &format!("/v1/logs?{query}"),
-        None,
-    )
-    .await
-    .unwrap();
+    let a = rig
+        .ask("reader", "GET", &format!("/v1/logs?{query}"), None)
+        .await;
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(a.content_type, "application/x-ndjson");
     a.text()
@@ -215,16 +214,9 @@ async fn the_journal_is_filtered_streamed_followed_and_let_go() {
 
     // A bad parameter is a 400 naming it; a unit the daemon does not manage too.
     for (query, says) in [("priority=loud", "priority:"), ("unit=sshd", "unit:")] {
-        let a = request(
-            &rig.site,
-            rig.daemon().addr,
-            Auth::Cert(&rig.site.reader),
-            "GET",
-            &format!("/v1/logs?{query}"),
-            None,
-        )
-        .await
-        .unwrap();
+        let a = rig
+            .ask("reader", "GET", &format!("/v1/logs?{query}"), None)
+            .await;
         assert_eq!(a.status, 400, "{query}");
         assert!(
             a.body["detail"].as_str().unwrap().starts_with(says),
@@ -276,16 +268,14 @@ async fn the_journal_is_filtered_streamed_followed_and_let_go() {
         |n| *n == json!(1),
     )
     .await;
-    let restarted = request(
-        &rig.site,
-        rig.daemon().addr,
-        Auth::Cert(&rig.site.admin),
-        "POST",
-        &format!("/v1/services/{unit}/restart?force=true"),
-        None,
-    )
-    .await
-    .unwrap();
+    let restarted = rig
+        .ask(
+            "admin",
+            "POST",
+            &format!("/v1/services/{unit}/restart?force=true"),
+            None,
+        )
+        .await;
     assert_eq!(restarted.status, 200, "{:?}", restarted.body);
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -316,30 +306,14 @@ async fn the_support_bundle_holds_the_state_and_no_secret() {
     let rev = rig.put(host(&ip, "127.0.0.0/8")).await;
     rig.until_applied(&rev).await;
 
-    let reader = request(
-        &rig.site,
-        rig.daemon().addr,
-        Auth::Cert(&rig.site.reader),
-        "GET",
-        "/v1/support-bundle",
-        None,
-    )
-    .await
-    .unwrap();
+    let reader = rig.ask("reader", "GET", "/v1/support-bundle", None).await;
     assert_eq!(
         reader.status, 403,
         "a reader may not take the host's state away"
     );
-    let a = request(
-        &rig.site,
-        rig.daemon().addr,
-        Auth::Cert(&rig.site.operator),
-        "GET",
-        "/v1/support-bundle?hours=1",
-        None,
-    )
-    .await
-    .unwrap();
+    let a = rig
+        .ask("operator", "GET", "/v1/support-bundle?hours=1", None)
+        .await;
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(a.content_type, "application/gzip");
     let mut files = std::collections::BTreeMap::new();
@@ -479,27 +453,16 @@ async fn a_capture_by_call_id_holds_that_call_and_tshark_reads_it() {
 
     // A reader may not capture; a bad filter is named.
     let asked = json!({"interface": "lo", "call_id": wanted, "duration_secs": 20}).to_string();
-    let reader = request(
-        &rig.site,
-        rig.daemon().addr,
-        Auth::Cert(&rig.site.reader),
-        "POST",
-        "/v1/capture",
-        Some(&asked),
-    )
-    .await
-    .unwrap();
+    let reader = rig.ask("reader", "POST", "/v1/capture", Some(&asked)).await;
     assert_eq!(reader.status, 403);
-    let bad = request(
-        &rig.site,
-        rig.daemon().addr,
-        Auth::Cert(&rig.site.operator),
-        "POST",
-        "/v1/capture",
-        Some(r#"{"interface": "lo", "filter": "udp port", "duration_secs": 5}"#),
-    )
-    .await
-    .unwrap();
+    let bad = rig
+        .ask(
+            "operator",
+            "POST",
+            "/v1/capture",
+            Some(r#"{"interface": "lo", "filter": "udp port", "duration_secs": 5}"#),
+        )
+        .await;
     assert_eq!(bad.status, 400, "{:?}", bad.body);
     assert!(
         bad.body["detail"].as_str().unwrap().starts_with("filter:"),
@@ -521,16 +484,9 @@ async fn a_capture_by_call_id_holds_that_call_and_tshark_reads_it() {
         "application/vnd.tcpdump.pcap"
     );
     // One capture per operator.
-    let second = request(
-        &rig.site,
-        rig.daemon().addr,
-        Auth::Cert(&rig.site.operator),
-        "POST",
-        "/v1/capture",
-        Some(&asked),
-    )
-    .await
-    .unwrap();
+    let second = rig
+        .ask("operator", "POST", "/v1/capture", Some(&asked))
+        .await;
     assert_eq!(second.status, 409, "{:?}", second.body);
     let reading = tokio::spawn(async move {
         http_body_util::BodyExt::collect(resp.into_body())
@@ -540,47 +496,8 @@ async fn a_capture_by_call_id_holds_that_call_and_tshark_reads_it() {
     });
 
     // Three calls, each with a Call-ID of its own (sipp's -cid_str).
-    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../qa/sip/uac-hold.xml");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let status = Command::new("sipp")
-        .arg("-sf")
-        .arg(&scenario)
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            &format!("{ip}:5200"),
-        ])
-        .args([
-            "-key",
-            "contact_ip",
-            "127.0.0.1",
-            "-s",
-            NUMBER,
-            "-cid_str",
-            &format!("%u-{tag}@%s"),
-        ])
-        .args([
-            "-m",
-            "3",
-            "-l",
-            "3",
-            "-r",
-            "3",
-            "-d",
-            "1000",
-            "-nostdin",
-            "-timeout",
-            "60s",
-            "-timeout_error",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let status = sipp(&format!("{ip}:5200"), NUMBER, 1000, "60s")
+        .args(["-cid_str", &format!("%u-{tag}@%s")])
         .status()
         .unwrap();
     assert!(status.success(), "sipp: {status}");

@@ -3,7 +3,7 @@
 //! for fault injection only, the event-socket double ([`crate::double`]), as a unit of
 //! the nspawn container's systemd; and what the tests read back from them.
 
-use crate::common::{request, Auth, Daemon, Site};
+use crate::common::{request, Answer, Auth, Daemon, Site};
 use crate::double::install_double;
 use ccnq_couch::{Auth as CouchAuth, Client, ClientConfig, Db};
 use ccnq_esl::SofiaStatus;
@@ -133,17 +133,28 @@ impl Rig {
         }
     }
 
-    pub async fn get(&self, path: &str) -> Value {
-        let a = request(
+    /// One request to the daemon as `who` (`reader`, `operator`, `admin`), answered.
+    pub async fn ask(&self, who: &str, method: &str, path: &str, body: Option<&str>) -> Answer {
+        let cert = match who {
+            "reader" => &self.site.reader,
+            "operator" => &self.site.operator,
+            "admin" => &self.site.admin,
+            other => panic!("no certificate for {other}"),
+        };
+        request(
             &self.site,
             self.daemon().addr,
-            Auth::Cert(&self.site.reader),
-            "GET",
+            Auth::Cert(cert),
+            method,
             path,
-            None,
+            body,
         )
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let a = self.ask("reader", "GET", path, None).await;
         assert_eq!(a.status, 200, "GET {path}: {:#}", a.body);
         a.body
     }
