@@ -136,7 +136,15 @@ pub async fn handle(
     let request_id = format!("{:x}", daemon.next_request.fetch_add(1, Ordering::Relaxed));
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut response = dispatch(&daemon, &conn, req, &request_id).await;
+    // Counted by the route's pattern: a path no route has is "other", so callers cannot
+    // make a series per path they send.
+    let (route, mut response) = match route_of(&method, &path) {
+        Ok((route, name)) => {
+            let r = dispatch(&daemon, &conn, req, &request_id, route, name).await;
+            (route.path, r)
+        }
+        Err(refused) => ("other", *refused),
+    };
     if let Ok(v) = header::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
@@ -145,14 +153,37 @@ pub async fn handle(
         status = response.status().as_u16();
         "{method} {path}"
     );
-    // By the route's pattern: a path no route has is "other", so callers cannot make
-    // a series per path they send.
-    let route = ROUTES
-        .iter()
-        .find(|r| r.method == method && r.capture(&path).is_some())
-        .map_or("other", |r| r.path);
     crate::metrics::get().api_request(route, response.status().as_u16());
     Ok(response)
+}
+
+/// The route of `method path` with its `{name}` segment, or the 404 or 405 to answer.
+fn route_of(
+    method: &http::Method,
+    path: &str,
+) -> Result<(&'static Route, Option<String>), Box<Response<Body>>> {
+    let mut candidates: Vec<(&'static Route, Option<String>)> = ROUTES
+        .iter()
+        .filter_map(|r| r.capture(path).map(|name| (r, name)))
+        .collect();
+    if candidates.is_empty() {
+        return Err(Box::new(problem(
+            StatusCode::NOT_FOUND,
+            format!("no endpoint at {path}"),
+        )));
+    }
+    if let Some(i) = candidates.iter().position(|(r, _)| r.method == method) {
+        return Ok(candidates.swap_remove(i));
+    }
+    let allow: Vec<&str> = candidates.iter().map(|(r, _)| r.method.as_str()).collect();
+    let mut resp = problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {path}"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&allow.join(", ")) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    Err(Box::new(resp))
 }
 
 async fn dispatch(
@@ -160,27 +191,9 @@ async fn dispatch(
     conn: &Connection,
     req: Request<Incoming>,
     request_id: &str,
+    route: &Route,
+    name: Option<String>,
 ) -> Response<Body> {
-    let path = req.uri().path().to_string();
-    let candidates: Vec<(&Route, Option<String>)> = ROUTES
-        .iter()
-        .filter_map(|r| r.capture(&path).map(|name| (r, name)))
-        .collect();
-    if candidates.is_empty() {
-        return problem(StatusCode::NOT_FOUND, format!("no endpoint at {path}"));
-    }
-    let Some((route, name)) = candidates.iter().find(|(r, _)| r.method == req.method()) else {
-        let allow: Vec<&str> = candidates.iter().map(|(r, _)| r.method.as_str()).collect();
-        let mut resp = problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("{} is not allowed on {path}", req.method()),
-        );
-        if let Ok(v) = header::HeaderValue::from_str(&allow.join(", ")) {
-            resp.headers_mut().insert(header::ALLOW, v);
-        }
-        return resp;
-    };
-
     let name = name.as_deref();
     let Some(needed) = route.role else {
         return serve(daemon, route.endpoint, req, None, name).await;
